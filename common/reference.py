@@ -1,0 +1,256 @@
+"""The NumPy oracle: forward and backward passes of any spec, 2-D or 3-D, in float64.
+
+Every backend is tested against this module, so it is written for clarity and checked by
+hand-computed cases (tests/test_reference.py).  The pooling rules it implements are the ones
+written down in ``nin.spec``.
+
+    logits, acts = forward(spec, weights, x)                  # acts: {layer name: array}
+    loss, grads = loss_and_grads(spec, weights, x, labels)    # mean softmax cross-entropy
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .shapes import check_input, window_out
+from .spec import AvgPool, Dropout, GlobalAvgPool, Linear, MaxPool, NiNBlock, NiNSpec
+from .weights import Weights, validate_weights
+
+# -- the operations, each with its backward ----------------------------------------------------
+
+
+def _spatial(x: np.ndarray) -> tuple[int, ...]:
+    return tuple(range(2, x.ndim))
+
+
+def _windows(xp: np.ndarray, kernel, stride, out) -> np.ndarray:
+    """View of shape (N, C, *out, *kernel): the window of every output position."""
+    nd = len(kernel)
+    win = sliding_window_view(xp, kernel, axis=_spatial(xp))
+    picks = tuple(slice(None, (o - 1) * s + 1, s) for o, s in zip(out, stride, strict=True))
+    return win[(slice(None), slice(None), *picks) + (slice(None),) * nd]
+
+
+def _offsets(kernel, stride, out):
+    """For every kernel offset: the strided slice of the padded input it touches."""
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        yield offset, tuple(
+            slice(k, k + (o - 1) * s + 1, s) for k, o, s in zip(offset, out, stride, strict=True)
+        )
+
+
+def _pad(x: np.ndarray, low, high, value: float) -> np.ndarray:
+    widths = [(0, 0), (0, 0)] + [(lo, hi) for lo, hi in zip(low, high, strict=True)]
+    return np.pad(x, widths, constant_values=value)
+
+
+def conv_forward(x, w, b, stride, padding):
+    """Cross-correlation with bias, as every framework's ``Conv`` computes it."""
+    kernel = w.shape[2:]
+    out = tuple(
+        window_out(n, k, s, p) for n, k, s, p in zip(x.shape[2:], kernel, stride, padding, strict=True)
+    )
+    xp = _pad(x, padding, padding, 0.0)
+    win = _windows(xp, kernel, stride, out)
+    nd = len(kernel)
+    y = np.tensordot(win, w, axes=([1, *range(2 + nd, 2 + 2 * nd)], [1, *range(2, 2 + nd)]))
+    y = np.moveaxis(y, -1, 1) + b.reshape(1, -1, *([1] * nd))
+    return y, (xp.shape, win, w, stride, padding)
+
+
+def conv_backward(dy, cache):
+    xp_shape, win, w, stride, padding = cache
+    nd = w.ndim - 2
+    out = dy.shape[2:]
+    spatial = tuple(range(2, 2 + nd))
+    db = dy.sum(axis=(0, *spatial))
+    dw = np.tensordot(dy, win, axes=([0, *spatial], [0, *range(2, 2 + nd)]))
+    dxp = np.zeros(xp_shape)
+    for offset, where in _offsets(w.shape[2:], stride, out):
+        tap = w[(slice(None), slice(None), *offset)]
+        dxp[(slice(None), slice(None), *where)] += np.einsum("no...,oc->nc...", dy, tap)
+    crop = tuple(slice(p, n - p) for p, n in zip(padding, xp_shape[2:], strict=True))
+    return dxp[(slice(None), slice(None), *crop)], dw, db
+
+
+def _pool_geometry(x, pool):
+    sizes = x.shape[2:]
+    out = tuple(
+        window_out(n, k, s, p, pool.ceil_mode)
+        for n, k, s, p in zip(sizes, pool.kernel, pool.stride, pool.padding, strict=True)
+    )
+    # ceil mode can let the last window hang past the padded input: pad enough to cover it
+    high = tuple(
+        max(p, (o - 1) * s + k - n - p)
+        for n, k, s, p, o in zip(sizes, pool.kernel, pool.stride, pool.padding, out, strict=True)
+    )
+    return out, high
+
+
+def max_pool_forward(x, pool: MaxPool):
+    """Max over each window; padding is −inf so it never wins.  Ties go to the first cell."""
+    out, high = _pool_geometry(x, pool)
+    xp = _pad(x, pool.padding, high, -np.inf)
+    win = _windows(xp, pool.kernel, pool.stride, out)
+    flat = win.reshape(*win.shape[: 2 + len(out)], -1)
+    arg = flat.argmax(axis=-1)
+    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    return y, (xp.shape, arg, pool, x.shape)
+
+
+def max_pool_backward(dy, cache):
+    xp_shape, arg, pool, x_shape = cache
+    dxp = np.zeros(xp_shape)
+    for j, (_, where) in enumerate(_offsets(pool.kernel, pool.stride, dy.shape[2:])):
+        dxp[(slice(None), slice(None), *where)] += np.where(arg == j, dy, 0.0)
+    return _crop(dxp, pool.padding, x_shape)
+
+
+def _avg_divisor(sizes, pool, out) -> np.ndarray:
+    """Caffe's / PyTorch's count_include_pad divisor: the window clipped at n + padding."""
+    per_dim = []
+    for n, k, s, p, o in zip(sizes, pool.kernel, pool.stride, pool.padding, out, strict=True):
+        start = np.arange(o) * s - p
+        per_dim.append(np.minimum(start + k, n + p) - start)
+    divisor = per_dim[0]
+    for d in per_dim[1:]:
+        divisor = np.multiply.outer(divisor, d)
+    return divisor.astype(np.float64)
+
+
+def avg_pool_forward(x, pool: AvgPool):
+    out, high = _pool_geometry(x, pool)
+    xp = _pad(x, pool.padding, high, 0.0)
+    win = _windows(xp, pool.kernel, pool.stride, out)
+    divisor = _avg_divisor(x.shape[2:], pool, out)
+    y = win.sum(axis=tuple(range(2 + len(out), win.ndim))) / divisor
+    return y, (xp.shape, divisor, pool, x.shape)
+
+
+def avg_pool_backward(dy, cache):
+    xp_shape, divisor, pool, x_shape = cache
+    dxp = np.zeros(xp_shape)
+    share = dy / divisor
+    for _, where in _offsets(pool.kernel, pool.stride, dy.shape[2:]):
+        dxp[(slice(None), slice(None), *where)] += share
+    return _crop(dxp, pool.padding, x_shape)
+
+
+def _crop(dxp, low, x_shape):
+    return dxp[(slice(None), slice(None), *(slice(lo, lo + n) for lo, n in zip(low, x_shape[2:], strict=True)))]
+
+
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and its gradient with respect to the logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    n = logits.shape[0]
+    loss = -log_p[np.arange(n), labels].mean()
+    grad = np.exp(log_p)
+    grad[np.arange(n), labels] -= 1.0
+    return float(loss), grad / n
+
+
+# -- the network ---------------------------------------------------------------------------------
+
+
+def dropout_masks(spec: NiNSpec, x_shape: tuple[int, ...], seed: int = 0) -> dict[str, np.ndarray]:
+    """One keep-mask (bool, shaped like the layer's input batch) per dropout layer, from a
+    seeded generator, so that every backend can be fed the same masks."""
+    from .shapes import output_shapes
+
+    shapes = output_shapes(spec, x_shape[2:])
+    rng = np.random.default_rng(seed)
+    masks, previous = {}, None
+    for name, layer in spec.named_layers():
+        if isinstance(layer, Dropout):
+            masks[name] = rng.random((x_shape[0], *shapes[previous])) >= layer.rate
+        previous = name if not isinstance(layer, NiNBlock) else f"{name}.conv{len(layer.convs) - 1}"
+    return masks
+
+
+def _run(spec, weights, x, masks):
+    """Forward pass recording what the backward pass needs."""
+    weights = {k: v.astype(np.float64) for k, v in validate_weights(spec, weights).items()}
+    check_input(spec, x)
+    h = np.asarray(x, dtype=np.float64)
+    acts: dict[str, np.ndarray] = {}
+    tape = []
+    for name, layer in spec.named_layers():
+        if isinstance(layer, NiNBlock):
+            for c, cv in enumerate(layer.convs):
+                key = f"{name}.conv{c}"
+                h, cache = conv_forward(h, weights[f"{key}.weight"], weights[f"{key}.bias"], cv.stride, cv.padding)
+                h = np.maximum(h, 0.0)
+                tape.append((key, "conv", (cache, h)))
+                acts[key] = h
+            continue
+        if isinstance(layer, MaxPool):
+            h, cache = max_pool_forward(h, layer)
+            tape.append((name, "max", cache))
+        elif isinstance(layer, AvgPool):
+            h, cache = avg_pool_forward(h, layer)
+            tape.append((name, "avg", cache))
+        elif isinstance(layer, Dropout):
+            scale = None
+            if masks is not None and name in masks:
+                scale = masks[name] / (1.0 - layer.rate)
+                h = h * scale
+            tape.append((name, "dropout", scale))
+        elif isinstance(layer, GlobalAvgPool):
+            tape.append((name, "gap", h.shape))
+            h = h.mean(axis=_spatial(h))
+        elif isinstance(layer, Linear):
+            flat = h.reshape(h.shape[0], -1)
+            tape.append((name, "linear", (flat, h.shape)))
+            h = flat @ weights["head.weight"].T + weights["head.bias"]
+        acts[name] = h
+    return h, acts, tape, weights
+
+
+def forward(
+    spec: NiNSpec,
+    weights: Weights,
+    x: np.ndarray,
+    masks: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Logits (N, num_classes) and every layer's output, by layer name, in float64.
+
+    Evaluation mode unless ``masks`` gives dropout keep-masks (see ``dropout_masks``)."""
+    logits, acts, _, _ = _run(spec, weights, x, masks)
+    return logits, acts
+
+
+def loss_and_grads(
+    spec: NiNSpec,
+    weights: Weights,
+    x: np.ndarray,
+    labels: np.ndarray,
+    masks: dict[str, np.ndarray] | None = None,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Mean softmax cross-entropy and its gradient for every canonical weight (float64)."""
+    logits, _, tape, w = _run(spec, weights, x, masks)
+    loss, g = softmax_cross_entropy(logits, np.asarray(labels))
+    grads: dict[str, np.ndarray] = {}
+    for name, kind, cache in reversed(tape):
+        if kind == "linear":
+            flat, shape = cache
+            grads["head.weight"] = g.T @ flat
+            grads["head.bias"] = g.sum(axis=0)
+            g = (g @ w["head.weight"]).reshape(shape)
+        elif kind == "gap":
+            g = np.broadcast_to(g.reshape(*g.shape, *([1] * (len(cache) - 2))), cache) / math.prod(cache[2:])
+        elif kind == "dropout":
+            g = g if cache is None else g * cache
+        elif kind == "avg":
+            g = avg_pool_backward(g, cache)
+        elif kind == "max":
+            g = max_pool_backward(g, cache)
+        else:
+            conv_cache, y = cache
+            g, grads[f"{name}.weight"], grads[f"{name}.bias"] = conv_backward(g * (y > 0), conv_cache)
+    return loss, {k: grads[k] for k in w}

@@ -1,0 +1,138 @@
+"""Canonical weights: the one exchange format between the four backends.
+
+``dict[str, np.ndarray]`` in float32.  ``block{b}.conv{c}.weight`` is (out, in, kh, kw) —
+(out, in, kd, kh, kw) in 3-D — and ``block{b}.conv{c}.bias`` is (out,); a fully connected head
+is ``head.weight`` (out, in) over inputs flattened in (C, H, W) order, and ``head.bias``.
+Saved as ``.npz`` or ``.safetensors``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UnknownNameError, WeightsError
+from .shapes import layer_table
+from .spec import Linear, NiNBlock, NiNSpec
+
+Weights = dict[str, np.ndarray]
+
+INITIALIZERS = ("xavier", "gaussian", "kaiming")
+
+
+def weight_shapes(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
+    """Canonical name → shape, in network order."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    channels = spec.in_channels
+    rows = {row.name: row for row in layer_table(spec)}
+    previous = None
+    for name, layer in spec.named_layers():
+        if isinstance(layer, NiNBlock):
+            for c, cv in enumerate(layer.convs):
+                shapes[f"{name}.conv{c}.weight"] = (cv.out_channels, channels, *cv.kernel)
+                shapes[f"{name}.conv{c}.bias"] = (cv.out_channels,)
+                channels = cv.out_channels
+                previous = f"{name}.conv{c}"
+        elif isinstance(layer, Linear):
+            fan_in = math.prod(rows[previous].output_shape) if previous else channels
+            shapes["head.weight"] = (layer.out_features, fan_in)
+            shapes["head.bias"] = (layer.out_features,)
+        else:
+            previous = name
+    return shapes
+
+
+def init_weights(spec: NiNSpec, seed: int = 0, method: str = "xavier", std: float = 0.05) -> Weights:
+    """Seeded canonical initial weights, identical for every backend.
+
+    ``xavier``: Glorot uniform, bound sqrt(6 / (fan_in + fan_out)) — what d2l's ``init_cnn``
+    applies.  ``gaussian``: N(0, std²) — the authors' Caffe fillers (std 0.05 by default).
+    ``kaiming``: He normal, std sqrt(2 / fan_in) for ReLU.  Biases start at zero.
+    Draws happen in canonical order from one ``np.random.default_rng(seed)``."""
+    if method not in INITIALIZERS:
+        raise UnknownNameError(f"unknown initializer {method!r}; known: {', '.join(INITIALIZERS)}")
+    rng = np.random.default_rng(seed)
+    weights: Weights = {}
+    for name, shape in weight_shapes(spec).items():
+        if name.endswith(".bias"):
+            weights[name] = np.zeros(shape, np.float32)
+            continue
+        receptive = math.prod(shape[2:])
+        fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+        if method == "xavier":
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-bound, bound, shape)
+        elif method == "gaussian":
+            w = rng.normal(0.0, std, shape)
+        else:
+            w = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
+        weights[name] = w.astype(np.float32)
+    return weights
+
+
+def validate_weights(spec: NiNSpec, weights: Weights) -> Weights:
+    """Check names, shapes and dtypes against the spec; return float32 copies in canonical
+    order.  The error lists every missing, unexpected and mis-shaped tensor at once."""
+    expected = weight_shapes(spec)
+    problems = []
+    missing = [n for n in expected if n not in weights]
+    unexpected = [n for n in weights if n not in expected]
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected: " + ", ".join(unexpected))
+    for name, shape in expected.items():
+        if name in weights:
+            got = np.shape(weights[name])
+            if tuple(got) != shape:
+                problems.append(f"{name} has shape {tuple(got)} but {spec.name} needs {shape}")
+            elif np.asarray(weights[name]).dtype.kind != "f":
+                problems.append(f"{name} has dtype {np.asarray(weights[name]).dtype}; expected float32")
+    if problems:
+        raise WeightsError(
+            f"weights do not fit {spec.name} ({len(expected)} tensors expected): "
+            + "; ".join(problems)
+        )
+    return {name: np.asarray(weights[name], dtype=np.float32) for name in expected}
+
+
+def save_weights(weights: Weights, path: str | Path) -> Path:
+    """Write ``.npz`` or ``.safetensors`` (chosen by suffix), atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+    if path.suffix == ".npz":
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    elif path.suffix == ".safetensors":
+        from safetensors.numpy import save_file
+
+        save_file(arrays, str(tmp))
+    else:
+        raise UnknownNameError(f"cannot save weights as {path.name!r}: use a .npz or .safetensors name")
+    tmp.replace(path)
+    return path
+
+
+def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
+    """Read ``.npz`` or ``.safetensors``; with a spec, validate against it."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no weights file at {path}")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                weights = {k: data[k] for k in data.files}
+        elif path.suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            weights = load_file(str(path))
+        else:
+            raise UnknownNameError(f"cannot read weights from {path.name!r}: expected .npz or .safetensors")
+    except (OSError, ValueError) as e:
+        if isinstance(e, UnknownNameError):
+            raise
+        raise WeightsError(f"{path} is not a readable weights file: {e}") from None
+    return validate_weights(spec, weights) if spec is not None else weights

@@ -1,0 +1,59 @@
+"""The four backends, imported lazily.
+
+``import nin`` imports no framework.  ``get_backend("jax")`` imports ``nin.frameworks.jax``
+(and so JAX) the first time it is asked for; a framework that is not installed makes only its
+own backend unavailable, with a message naming the extra to install.
+
+Every backend module exports the same names (the contract in DESIGN.md):
+``nin_block``, ``NiN``, ``build``, ``load_state``, ``export_state``, ``forward``,
+``intermediates``, ``param_count``, ``loss_and_grads``, ``framework_version``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from nin.errors import BackendUnavailable, UnknownNameError
+
+# backend name -> the top-level modules it needs
+_REQUIRES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow",),
+    "jax": ("jax", "flax", "optax"),
+    "mxnet": ("mxnet",),
+}
+
+
+def list_backends() -> list[str]:
+    """Every backend the suite knows, installed or not."""
+    return list(_REQUIRES)
+
+
+def missing_modules(name: str) -> list[str]:
+    """The framework modules a backend needs that are not installed (found without importing)."""
+    return [m for m in _REQUIRES[name] if importlib.util.find_spec(m) is None]
+
+
+def available_backends() -> list[str]:
+    """The backends whose frameworks are installed (checked without importing them)."""
+    return [name for name in _REQUIRES if not missing_modules(name)]
+
+
+def get_backend(name: str) -> ModuleType:
+    """The adapter module of a backend, e.g. ``get_backend("torch").build(spec)``."""
+    if name not in _REQUIRES:
+        raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_REQUIRES)}")
+    missing = missing_modules(name)
+    if missing:
+        raise BackendUnavailable(
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
+            f"install it with: pip install 'nin-suite[{name}]'"
+        )
+    try:
+        return importlib.import_module(f"nin.frameworks.{name}")
+    except ImportError as e:
+        raise BackendUnavailable(
+            f"backend {name!r} failed to import ({e}); reinstall it with: pip install 'nin-suite[{name}]'"
+        ) from e

@@ -1,0 +1,1 @@
+"""jax backend (in progress)."""

@@ -1,0 +1,1 @@
+"""mxnet backend (in progress)."""

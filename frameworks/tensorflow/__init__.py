@@ -1,0 +1,1 @@
+"""tensorflow backend (in progress)."""

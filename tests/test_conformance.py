@@ -1,0 +1,236 @@
+"""The conformance suite: every backend against the spec and the NumPy oracle.
+
+Parametrized by (backend, model[, device]) so each failure has its own id, e.g.
+``test_forward_matches_reference[jax-nin_cifar10]``.  Agreement between frameworks follows
+from every one of them agreeing with the same oracle.
+
+Tolerances (float32 on CPU, TF32 off on GPU), against the float64 oracle:
+* forward: max|Δ| ≤ 1e-4 · max|ref| per layer.  float32 rounding is u = 6e-8; a conv sums
+  K = C·k² products (up to 9,216 here), so its typical relative error is about √K·u ≈ 6e-6,
+  and the deepest zoo model stacks 42 convolutions: √42 · 6e-6 ≈ 4e-5 < 1e-4.
+* gradients: max|Δ| ≤ 1e-3 · max|ref| per tensor: the backward pass accumulates over the
+  whole batch and every output position as well, and the loss gradient itself is a float32
+  softmax.  A bug (a wrong pooling divisor, a transposed kernel, a mis-ordered flatten) gives
+  errors of order 1 on these scales.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import backend_or_skip, batch, reference_forward, selected_backends
+
+import nin
+from nin import reference
+
+MODELS = nin.list_models()
+FORWARD_RTOL = 1e-4
+GRAD_RTOL = 1e-3
+
+# small configurations for gradients: (model, overrides)
+GRAD_CASES = {
+    "nin_tiny": {},
+    "nin_cifar10": {"input_size": 12},
+    "nin_d2l_fc": {"input_size": 67},
+    "nin_d2l_3x3": {"input_size": 67},
+    "nin3d": {"input_size": 8},
+}
+
+CASES = [(b, m) for b in selected_backends() for m in MODELS]
+IDS = [f"{b}-{m}" for b, m in CASES]
+
+
+def _rel(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def built():
+    """One live model per (backend, model), built with the canonical seed-0 weights."""
+    cache = {}
+
+    def get(backend_name: str, model: str):
+        if (backend_name, model) not in cache:
+            adapter = backend_or_skip(backend_name)
+            spec = nin.get_spec(model)
+            cache[backend_name, model] = (adapter, spec, adapter.build(spec, seed=0))
+        return cache[backend_name, model]
+
+    return get
+
+
+@pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
+def test_param_count_matches_spec(built, backend_name, model):
+    adapter, spec, net = built(backend_name, model)
+    assert adapter.param_count(net) == nin.param_count(spec), (
+        f"{backend_name}/{model}: the framework counts {adapter.param_count(net):,} parameters "
+        f"but the spec says {nin.param_count(spec):,}"
+    )
+
+
+@pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
+def test_layer_shapes_match_spec(built, backend_name, model):
+    adapter, spec, net = built(backend_name, model)
+    x, *_ = reference_forward(spec)
+    acts = adapter.intermediates(net, x)
+    want = nin.output_shapes(spec)
+    assert list(acts) == list(want), f"{backend_name}/{model}: layers {list(acts)} but spec says {list(want)}"
+    for name, shape in want.items():
+        got = tuple(acts[name].shape)
+        assert got == (len(x), *shape), f"{backend_name}/{model} {name}: shape {got} but spec says {(len(x), *shape)}"
+
+
+@pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
+def test_forward_matches_reference(built, backend_name, model):
+    adapter, spec, net = built(backend_name, model)
+    x, weights, ref_logits, ref_acts = reference_forward(spec)
+    assert nin.weights.validate_weights(spec, adapter.export_state(net)).keys() == weights.keys()
+    acts = adapter.intermediates(net, x)
+    for name, want in ref_acts.items():
+        err = _rel(acts[name], want)
+        assert err <= FORWARD_RTOL, f"{backend_name}/{model} {name}: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+    logits = adapter.forward(net, x)
+    assert logits.dtype == np.float32 and logits.shape == ref_logits.shape
+    err = _rel(logits, ref_logits)
+    assert err <= FORWARD_RTOL, f"{backend_name}/{model} logits: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+
+
+@pytest.mark.parametrize(
+    "backend_name, model",
+    [(b, m) for b in selected_backends() for m in GRAD_CASES],
+    ids=[f"{b}-{m}" for b in selected_backends() for m in GRAD_CASES],
+)
+def test_gradients_match_reference(backend_name, model):
+    adapter = backend_or_skip(backend_name)
+    spec = nin.get_spec(model, **GRAD_CASES[model])
+    weights = nin.init_weights(spec, seed=1)
+    x = batch(spec, 3, seed=1)
+    labels = np.arange(3) % spec.num_classes
+    want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
+    net = adapter.build(spec, seed=1)
+    loss, grads = adapter.loss_and_grads(net, x, labels)
+    assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), f"{backend_name}/{model}: loss {loss} but reference {want_loss}"
+    assert list(grads) == list(want), f"{backend_name}/{model}: gradient names {list(grads)} but canonical {list(want)}"
+    for name, g in want.items():
+        assert grads[name].shape == g.shape, f"{backend_name}/{model} d{name}: shape {grads[name].shape}, canonical {g.shape}"
+        err = _rel(grads[name], g)
+        assert err <= GRAD_RTOL, f"{backend_name}/{model} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
+
+
+def test_gradient_oracle_matches_finite_differences():
+    """The reference backward pass itself, against central differences in float64."""
+    spec = nin.get_spec("nin_tiny", input_size=7)
+    weights = {k: v.astype(np.float64) for k, v in nin.init_weights(spec, seed=2, method="kaiming").items()}
+    weights = {k: v + (0.05 if k.endswith("bias") else 0.0) for k, v in weights.items()}
+    x = batch(spec, 2, seed=2).astype(np.float64)
+    labels = np.array([1, 7])
+    _, grads = reference.loss_and_grads(spec, weights, x, labels)
+    rng = np.random.default_rng(0)
+    for name in weights:
+        for _ in range(3):
+            idx = tuple(rng.integers(0, s) for s in weights[name].shape)
+            eps = 1e-6
+            plus = {**weights, name: weights[name].copy()}
+            minus = {**weights, name: weights[name].copy()}
+            plus[name][idx] += eps
+            minus[name][idx] -= eps
+            fd = (reference.loss_and_grads(spec, plus, x, labels)[0] - reference.loss_and_grads(spec, minus, x, labels)[0]) / (2 * eps)
+            assert abs(fd - grads[name][idx]) <= 1e-6 + 1e-4 * abs(fd), f"d{name}{idx}: backward {grads[name][idx]}, finite differences {fd}"
+
+
+def test_dropout_only_in_training(backend):
+    spec = nin.get_spec("nin_tiny")
+    net = backend.build(spec, seed=0)
+    x = batch(spec, 4)
+    eval1, eval2 = backend.forward(net, x), backend.forward(net, x)
+    np.testing.assert_array_equal(eval1, eval2, err_msg="evaluation must be deterministic")
+    train1 = backend.forward(net, x, train=True)
+    train2 = backend.forward(net, x, train=True)
+    assert not np.allclose(train1, eval1), "train=True must apply dropout"
+    assert not np.allclose(train1, train2), "each training forward must draw a fresh dropout mask"
+    np.testing.assert_array_equal(backend.forward(net, x), eval1, err_msg="training forward changed the evaluation output")
+
+
+def test_batch_size_independent(backend):
+    spec = nin.get_spec("nin_cifar10")
+    net = backend.build(spec, seed=0)
+    x = batch(spec, 5)
+    whole = backend.forward(net, x)
+    for i in range(len(x)):
+        one = backend.forward(net, x[i : i + 1])
+        assert _rel(one[0], whole[i]) <= FORWARD_RTOL, f"example {i} alone differs from in a batch of 5"
+
+
+@pytest.mark.parametrize("model", ["nin_tiny", "nin_d2l_fc", "nin3d"])
+def test_export_load_roundtrip_is_exact(backend, model):
+    spec = nin.get_spec(model)
+    net = backend.build(spec, seed=0)
+    weights = nin.init_weights(spec, seed=5, method="gaussian")
+    backend.load_state(net, weights)
+    exported = backend.export_state(net)
+    assert list(exported) == list(weights)
+    for name in weights:
+        assert exported[name].dtype == np.float32
+        np.testing.assert_array_equal(exported[name], weights[name], err_msg=name)
+    backend.load_state(net, exported)
+    for name, value in backend.export_state(net).items():
+        np.testing.assert_array_equal(value, weights[name], err_msg=name)
+
+
+def test_same_seed_same_initial_weights(backend):
+    spec = nin.get_spec("nin_tiny")
+    for method in nin.weights.INITIALIZERS:
+        exported = backend.export_state(backend.build(spec, seed=3, init=method))
+        for name, want in nin.init_weights(spec, seed=3, method=method).items():
+            np.testing.assert_array_equal(exported[name], want, err_msg=f"{method} {name}")
+
+
+def test_load_state_names_every_problem(backend):
+    spec = nin.get_spec("nin_tiny")
+    net = backend.build(spec)
+    weights = nin.init_weights(spec)
+    del weights["block0.conv1.bias"]
+    weights["block9.conv0.weight"] = np.zeros((1,), np.float32)
+    weights["block1.conv0.weight"] = weights["block1.conv0.weight"].transpose(2, 3, 1, 0)
+    with pytest.raises(nin.WeightsError) as err:
+        backend.load_state(net, weights)
+    msg = str(err.value)
+    assert "block0.conv1.bias" in msg and "block9.conv0.weight" in msg and "block1.conv0.weight" in msg
+
+
+BAD_INPUTS = {
+    "rank": lambda x: x[0],
+    "channels": lambda x: np.concatenate([x, x], axis=1),
+    "dtype": lambda x: (x * 255).astype(np.uint8),
+    "nhwc": lambda x: x.transpose(0, 2, 3, 1),
+    "too_small": lambda x: x[:, :, :2, :2],
+    "nan": lambda x: np.where(np.arange(x.shape[-1]) == 3, np.nan, x).astype(np.float32),
+    "not_array": lambda x: x.tolist(),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gets_clear_error(backend, case):
+    spec = nin.get_spec("nin_tiny")
+    net = backend.build(spec)
+    x = BAD_INPUTS[case](batch(spec, 2))
+    with pytest.raises(nin.InputError, match="nin_tiny"):
+        backend.forward(net, x)
+    with pytest.raises(nin.InputError, match="nin_tiny"):
+        backend.intermediates(net, x)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend_name", selected_backends())
+@pytest.mark.parametrize("model", ["nin_tiny", "nin_cifar10", "nin_d2l", "nin3d"])
+def test_gpu_forward_matches_reference(backend_name, model):
+    adapter = backend_or_skip(backend_name)
+    if not adapter.gpu_available():
+        pytest.skip(f"no GPU visible to {backend_name}")
+    spec = nin.get_spec(model)
+    x, weights, ref_logits, ref_acts = reference_forward(spec)
+    net = adapter.build(spec, seed=0, device="gpu")
+    acts = adapter.intermediates(net, x)
+    for name, want in ref_acts.items():
+        err = _rel(acts[name], want)
+        assert err <= FORWARD_RTOL, f"{backend_name}/{model}/gpu {name}: max|Δ| = {err:.2e}·max|ref|"
