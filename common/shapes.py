@@ -86,11 +86,9 @@ def _walk(spec: NiNSpec, input_size: tuple[int, ...]) -> list[LayerInfo]:
                 kind = "conv " + "×".join(map(str, cv.kernel)) + " + relu"
                 rows.append(LayerInfo(conv_name, kind, (channels, *size), params, macs))
         elif isinstance(layer, MaxPool | AvgPool):
-            kind = ("max" if isinstance(layer, MaxPool) else "avg") + "-pool " + _fmt(layer.kernel)
-            size = _window_layer(
-                name, kind, size, layer.kernel, layer.stride, layer.padding, layer.ceil_mode
-            )
-            rows.append(LayerInfo(name, kind, (channels, *size), 0, 0))
+            what = ("max" if isinstance(layer, MaxPool) else "avg") + "-pool"
+            size = _window_layer(name, what, size, layer.kernel, layer.stride, layer.padding, layer.ceil_mode)
+            rows.append(LayerInfo(name, f"{what} {_fmt(layer.kernel)}", (channels, *size), 0, 0))
         elif isinstance(layer, Dropout):
             rows.append(LayerInfo(name, f"dropout {layer.rate:g}", (channels, *size), 0, 0))
         elif isinstance(layer, GlobalAvgPool):
@@ -121,16 +119,14 @@ def layer_table(spec: NiNSpec, input_size: tuple[int, ...] | None = None) -> lis
     try:
         return _walk(spec, size)
     except _TooSmall as e:
-        detail = f"{e.layer}, a {_fmt(e.kernel)} {e.what}, gets {_fmt(e.got)} (padded)"
+        detail = f"{e.layer}, a {_fmt(e.kernel)} {e.what}, gets {_fmt(e.got)} (with padding) from a {_fmt(size)} input"
+        low = _fmt(min_input_size(spec))
         if own:
             raise SpecError(
                 f"spec {spec.name!r} is impossible at its input size {_fmt(size)}: {detail}, "
-                f"smaller than its kernel. Use a larger input_size or smaller kernels/strides"
+                f"smaller than its kernel. It needs input ≥ {low}, or smaller kernels/strides"
             ) from None
-        low = min_input_size(spec)
-        raise InputError(
-            f"{spec.name} needs input ≥ {_fmt(low)} ({detail} from {_fmt(size)}); got {_fmt(size)}"
-        ) from None
+        raise InputError(f"{spec.name} needs input ≥ {low} ({detail}); got {_fmt(size)}") from None
 
 
 def _has_head(spec: NiNSpec) -> bool:
@@ -138,9 +134,8 @@ def _has_head(spec: NiNSpec) -> bool:
 
 
 def min_input_size(spec: NiNSpec) -> tuple[int, ...]:
-    """The smallest input, per spatial dimension, that every layer accepts."""
-    if _has_head(spec):
-        return spec.input_size
+    """The smallest input, per spatial dimension, that every layer accepts (a fully
+    connected head is then rebuilt for that size)."""
     low = []
     for d in range(spec.ndim):
         n = 1

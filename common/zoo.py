@@ -73,7 +73,7 @@ def _d2l_layers(num_classes: int, **block) -> tuple[Layer, ...]:
     )
 
 
-_D2L = "Zhang et al., Dive into Deep Learning, §8.3 'Network in Network' (d2l.ai/chapter_convolutional-modern/nin.html)"
+_D2L = "d2l §8.3 (Zhang et al., Dive into Deep Learning)"
 
 
 @register
@@ -97,7 +97,7 @@ def nin_d2l_1x1(num_classes=10, in_channels=1, input_size=224) -> NiNSpec:
         nin_block(num_classes, 3, 1, 1, mlp=(num_classes,)),
         GlobalAvgPool(),
     )
-    return NiNSpec("nin_d2l_1x1", in_channels, _size(input_size), num_classes, layers, _D2L + ", exercise 2")
+    return NiNSpec("nin_d2l_1x1", in_channels, _size(input_size), num_classes, layers, "d2l §8.3 exercise 2")
 
 
 @register
@@ -114,14 +114,14 @@ def nin_d2l_3x1x1(num_classes=10, in_channels=1, input_size=224) -> NiNSpec:
         nin_block(num_classes, 3, 1, 1, mlp=(num_classes,) * 3),
         GlobalAvgPool(),
     )
-    return NiNSpec("nin_d2l_3x1x1", in_channels, _size(input_size), num_classes, layers, _D2L + ", exercise 2")
+    return NiNSpec("nin_d2l_3x1x1", in_channels, _size(input_size), num_classes, layers, "d2l §8.3 exercise 2")
 
 
 @register
 def nin_d2l_3x3(num_classes=10, in_channels=1, input_size=224) -> NiNSpec:
     """d2l §8.3 exercise 2: 3×3 convolutions (padding 1) in place of the 1×1 ones."""
     layers = _d2l_layers(num_classes, mlp_kernel=3)
-    return NiNSpec("nin_d2l_3x3", in_channels, _size(input_size), num_classes, layers, _D2L + ", exercise 2")
+    return NiNSpec("nin_d2l_3x3", in_channels, _size(input_size), num_classes, layers, "d2l §8.3 exercise 2")
 
 
 @register
@@ -130,7 +130,7 @@ def nin_d2l_fc(num_classes=10, in_channels=1, input_size=224) -> NiNSpec:
     replaced by a fully connected layer on the flattened 384×5×5 features (AlexNet-style)."""
     *features, _, _ = _d2l_layers(num_classes)
     layers = (*features, Linear(num_classes))
-    return NiNSpec("nin_d2l_fc", in_channels, _size(input_size), num_classes, layers, _D2L + ", exercise 4")
+    return NiNSpec("nin_d2l_fc", in_channels, _size(input_size), num_classes, layers, "d2l §8.3 exercise 4")
 
 
 def _depth_family(name: str, per_stage: tuple[int, ...], num_classes, in_channels, input_size) -> NiNSpec:
@@ -144,7 +144,7 @@ def _depth_family(name: str, per_stage: tuple[int, ...], num_classes, in_channel
         if stage < len(widths) - 1:
             layers.append(max_pool(2, 2))
     layers += [Dropout(0.5), nin_block(num_classes, 3, 1, 1), GlobalAvgPool()]
-    source = _D2L + ", exercise 5, with VGG-11/16/19's conv stages (Simonyan & Zisserman 2015, arXiv:1409.1556)"
+    source = "d2l §8.3 exercise 5, VGG-11/16/19 stages (arXiv:1409.1556)"
     return NiNSpec(name, in_channels, _size(input_size), num_classes, tuple(layers), source)
 
 

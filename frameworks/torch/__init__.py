@@ -1,1 +1,31 @@
-"""torch backend (in progress)."""
+"""The PyTorch backend: ``NiN`` and ``nin_block`` (native ``nn.Module``s) and the adapter
+functions of the backend contract (frameworks/README.md)."""
+
+from __future__ import annotations
+
+from .adapter import (
+    build,
+    export_state,
+    forward,
+    framework_version,
+    gpu_available,
+    intermediates,
+    load_state,
+    loss_and_grads,
+    param_count,
+)
+from .model import NiN, nin_block
+
+__all__ = [
+    "NiN",
+    "build",
+    "export_state",
+    "forward",
+    "framework_version",
+    "gpu_available",
+    "intermediates",
+    "load_state",
+    "loss_and_grads",
+    "nin_block",
+    "param_count",
+]

@@ -1,0 +1,133 @@
+"""The conformance contract for PyTorch (frameworks/README.md): canonical weights and NumPy
+batches in and out of a native ``NiN``.
+
+PyTorch is channels-first and ``NiN``'s ``state_dict`` keys are the canonical weight names in
+the canonical layout, so the conversions here are only between NumPy and tensors.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import nin
+
+from .model import NiN
+
+DEVICES = ("cpu", "gpu")
+
+
+def _device(device: str) -> torch.device:
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "gpu":
+        if not gpu_available():
+            raise nin.BackendUnavailable(
+                f"device='gpu' needs a CUDA GPU, but torch {torch.__version__} sees none "
+                f"(torch.cuda.is_available() is False); use device='cpu'"
+            )
+        # float32 means float32: TF32 would give ~1e-3 relative errors and fail conformance
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        return torch.device("cuda")
+    raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
+
+
+def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier") -> NiN:
+    """A ``NiN`` in evaluation mode on ``device`` ("cpu" or "gpu"), its weights set to
+    ``nin.init_weights(spec, seed, init)``."""
+    target = _device(device)
+    weights = nin.init_weights(spec, seed, init)
+    model = NiN(spec).to(target).eval()
+    load_state(model, weights)
+    return model
+
+
+def load_state(model: NiN, weights: nin.weights.Weights) -> None:
+    """Copy canonical weights into ``model`` (validated first: every missing, unexpected and
+    mis-shaped tensor is named)."""
+    weights = nin.validate_weights(model.spec, weights)
+    model.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+
+
+def export_state(model: NiN) -> nin.weights.Weights:
+    """The canonical weights of ``model``: ``{name: float32 ndarray}`` in canonical order."""
+    state = model.state_dict()
+    return {name: _numpy(state[name]) for name in nin.weight_shapes(model.spec)}
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A C-contiguous float32 copy that shares no memory with the model."""
+    return t.detach().cpu().numpy().copy()
+
+
+def _tensor(model: NiN, x) -> torch.Tensor:
+    """``x`` checked against the spec, as a float32 tensor on the model's device."""
+    x = nin.check_input(model.spec, x)
+    return torch.from_numpy(np.ascontiguousarray(x)).to(next(model.parameters()).device)
+
+
+def _run(model: NiN, x: torch.Tensor, train: bool) -> torch.Tensor:
+    """``model(x)`` in training or evaluation mode, leaving the model's mode as it was."""
+    was_training = model.training
+    model.train(train)
+    try:
+        return model(x)
+    finally:
+        model.train(was_training)
+
+
+def forward(model: NiN, x, train: bool = False) -> np.ndarray:
+    """Logits ``(N, num_classes)`` float32; ``train=True`` applies dropout with a fresh mask."""
+    x = _tensor(model, x)
+    with torch.inference_mode():
+        return _numpy(_run(model, x, train))
+
+
+def intermediates(model: NiN, x) -> dict[str, np.ndarray]:
+    """``{layer name: NCHW float32 array}`` for every layer of ``nin.layer_table``, in order,
+    recorded by forward hooks in evaluation mode."""
+    x = _tensor(model, x)
+    names = [row.name for row in nin.layer_table(model.spec, x.shape[2:])]
+    acts: dict[str, np.ndarray] = {}
+
+    def record(name, module, inputs, output):
+        acts[name] = _numpy(output)
+
+    # a block's canonical `block{b}.conv{c}` is the output after ReLU: module `block{b}.relu{c}`
+    modules = {name: model.get_submodule(name.replace(".conv", ".relu")) for name in names}
+    handles = [module.register_forward_hook(partial(record, name)) for name, module in modules.items()]
+    try:
+        with torch.inference_mode():
+            _run(model, x, train=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: acts[name] for name in names}
+
+
+def param_count(model: NiN) -> int:
+    """Parameters as PyTorch counts them."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
+    """Mean softmax cross-entropy in evaluation mode and its gradient for every canonical
+    weight, in canonical order.  The model's ``.grad`` fields are left untouched."""
+    x = _tensor(model, x)
+    target = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=x.device)
+    params = dict(model.named_parameters())
+    loss = F.cross_entropy(_run(model, x, train=False), target)
+    grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+    return loss.item(), {name: _numpy(grads[name]) for name in nin.weight_shapes(model.spec)}
+
+
+def framework_version() -> str:
+    return f"torch {torch.__version__}"
+
+
+def gpu_available() -> bool:
+    return torch.cuda.is_available()

@@ -1,0 +1,83 @@
+"""Network in Network in PyTorch.
+
+Source: Lin, Chen, Yan, "Network In Network", ICLR 2014, arXiv:1312.4400; the code follows
+Zhang et al., Dive into Deep Learning, §8.3 "Network in Network" (``nin_block`` and ``NiN``),
+generalised to any ``nin.NiNSpec``, 2-D or 3-D.
+
+The children of ``NiN`` carry the canonical layer names (``block0``, ``pool0``, ``dropout0``,
+``gap``, ``head``) and each block names its convolutions ``conv0``, ``conv1``, ..., so the
+``state_dict`` keys are the canonical weight names (``block0.conv0.weight``) in the canonical
+layout. The output of canonical layer ``block{b}.conv{c}`` (after ReLU) is that of
+``block{b}.relu{c}``.
+
+    >>> import nin
+    >>> from nin.frameworks.torch import NiN
+    >>> net = NiN(nin.get_spec("nin_cifar10"))
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+import nin
+
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_MAX_POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_AVG_POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
+_GLOBAL_AVG_POOL = {2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+
+
+def nin_block(in_channels: int, block_spec: nin.NiNBlock, ndim: int = 2) -> nn.Sequential:
+    """An mlpconv block: the spatial convolution, then the 1×1 ones, each followed by ReLU."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    for c, cv in enumerate(block_spec.convs):
+        layers[f"conv{c}"] = _CONV[ndim](in_channels, cv.out_channels, cv.kernel, cv.stride, cv.padding)
+        layers[f"relu{c}"] = nn.ReLU(inplace=True)
+        in_channels = cv.out_channels
+    return nn.Sequential(layers)
+
+
+def _pool(pool: nin.MaxPool | nin.AvgPool, ndim: int) -> nn.Module:
+    """PyTorch's pools follow ``nin.spec`` as they stand: −inf padding for max, Caffe's ceil
+    mode, and ``count_include_pad=True`` is the clipped divisor rule."""
+    if isinstance(pool, nin.MaxPool):
+        return _MAX_POOL[ndim](pool.kernel, pool.stride, pool.padding, ceil_mode=pool.ceil_mode)
+    return _AVG_POOL[ndim](pool.kernel, pool.stride, pool.padding, ceil_mode=pool.ceil_mode, count_include_pad=True)
+
+
+class NiN(nn.Module):
+    """A Network in Network built from a spec: mlpconv blocks, pools and dropout, then global
+    average pooling (one score per channel of the last block) or a fully connected head."""
+
+    def __init__(self, spec: nin.NiNSpec):
+        super().__init__()
+        self.spec = spec
+        table = {row.name: row for row in nin.layer_table(spec)}
+        channels, previous = spec.in_channels, None
+        for name, layer in spec.named_layers():
+            if isinstance(layer, nin.NiNBlock):
+                self.add_module(name, nin_block(channels, layer, spec.ndim))
+                channels = layer.out_channels
+                previous = f"{name}.conv{len(layer.convs) - 1}"
+                continue
+            if isinstance(layer, nin.MaxPool | nin.AvgPool):
+                module = _pool(layer, spec.ndim)
+            elif isinstance(layer, nin.Dropout):
+                module = nn.Dropout(layer.rate)
+            elif isinstance(layer, nin.GlobalAvgPool):
+                module = nn.Sequential(_GLOBAL_AVG_POOL[spec.ndim](1), nn.Flatten())
+            else:
+                features = table[previous].output_shape if previous else (channels, *spec.input_size)
+                self.flatten = nn.Flatten()
+                module = nn.Linear(math.prod(features), layer.out_features)
+            self.add_module(name, module)
+            previous = name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.children():
+            x = layer(x)
+        return x
