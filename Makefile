@@ -21,7 +21,8 @@ demo: setup
 	$(BIN)/nin compare nin_d2l
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no test ran" >&2; exit 1; fi; exit $$rc
 
 conformance: setup
 	$(BIN)/nin conformance

@@ -1,9 +1,9 @@
 """The ``nin`` command: a thin front over the library.
 
-    nin summary MODEL [--input-size H W] [--num-classes K] [--backend NAME] [--json]
-    nin compare [MODEL] [--backends ...] [--json F]
-    nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
-    nin models
+nin summary MODEL [--input-size H W] [--num-classes K] [--backend NAME] [--json]
+nin compare [MODEL] [--backends ...] [--json F]
+nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
+nin models
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ def _summary(args) -> int:
     spec = get_spec(args.model, num_classes=args.num_classes, in_channels=args.in_channels)
     if args.input_size:
         if len(args.input_size) != spec.ndim:
-            raise NinError(f"{spec.name} is {spec.ndim}-D: --input-size needs {spec.ndim} numbers; got {args.input_size}")
-        spec = get_spec(args.model, num_classes=args.num_classes, in_channels=args.in_channels, input_size=tuple(args.input_size))
+            raise NinError(
+                f"{spec.name} is {spec.ndim}-D: --input-size needs {spec.ndim} numbers; got {args.input_size}"
+            )
+        spec = get_spec(
+            args.model, num_classes=args.num_classes, in_channels=args.in_channels, input_size=tuple(args.input_size)
+        )
     rows = backend_layer_table(spec, args.backend) if args.backend else None
     if args.json:
         print(json.dumps(summary_json(spec, rows)))
@@ -42,7 +46,9 @@ def _models(args) -> int:
     for name in list_models():
         spec = get_spec(name)
         size = "×".join(map(str, (spec.in_channels, *spec.input_size)))
-        rows.append((name, size, spec.num_classes, f"{param_count(spec):,}", f"{mac_count(spec) / 1e6:,.1f} M", spec.source))
+        rows.append(
+            (name, size, spec.num_classes, f"{param_count(spec):,}", f"{mac_count(spec) / 1e6:,.1f} M", spec.source)
+        )
     print(text_table(("model", "input", "classes", "params", "MACs", "source"), rows, right=(2, 3, 4)))
     return 0
 

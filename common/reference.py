@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .shapes import check_input, window_out
 from .spec import AvgPool, Dropout, GlobalAvgPool, Linear, MaxPool, NiNBlock, NiNSpec
-from .weights import Weights, validate_weights
+from .weights import Weights, validate_weights, weight_shapes
 
 # -- the operations, each with its backward ----------------------------------------------------
 
@@ -38,9 +38,7 @@ def _windows(xp: np.ndarray, kernel, stride, out) -> np.ndarray:
 def _offsets(kernel, stride, out):
     """For every kernel offset: the strided slice of the padded input it touches."""
     for offset in itertools.product(*(range(k) for k in kernel)):
-        yield offset, tuple(
-            slice(k, k + (o - 1) * s + 1, s) for k, o, s in zip(offset, out, stride, strict=True)
-        )
+        yield offset, tuple(slice(k, k + (o - 1) * s + 1, s) for k, o, s in zip(offset, out, stride, strict=True))
 
 
 def _pad(x: np.ndarray, low, high, value: float) -> np.ndarray:
@@ -51,9 +49,7 @@ def _pad(x: np.ndarray, low, high, value: float) -> np.ndarray:
 def conv_forward(x, w, b, stride, padding):
     """Cross-correlation with bias, as every framework's ``Conv`` computes it."""
     kernel = w.shape[2:]
-    out = tuple(
-        window_out(n, k, s, p) for n, k, s, p in zip(x.shape[2:], kernel, stride, padding, strict=True)
-    )
+    out = tuple(window_out(n, k, s, p) for n, k, s, p in zip(x.shape[2:], kernel, stride, padding, strict=True))
     xp = _pad(x, padding, padding, 0.0)
     win = _windows(xp, kernel, stride, out)
     nd = len(kernel)
@@ -175,7 +171,8 @@ def dropout_masks(spec: NiNSpec, x_shape: tuple[int, ...], seed: int = 0) -> dic
 
 def _run(spec, weights, x, masks):
     """Forward pass recording what the backward pass needs."""
-    weights = {k: v.astype(np.float64) for k, v in validate_weights(spec, weights).items()}
+    validate_weights(spec, weights)
+    weights = {k: np.asarray(weights[k], dtype=np.float64) for k in weight_shapes(spec)}
     check_input(spec, x)
     h = np.asarray(x, dtype=np.float64)
     acts: dict[str, np.ndarray] = {}

@@ -61,10 +61,7 @@ class _TooSmall(Exception):
 
 
 def _window_layer(name, what, size, kernel, stride, padding, ceil_mode=False) -> tuple[int, ...]:
-    out = tuple(
-        window_out(n, k, s, p, ceil_mode)
-        for n, k, s, p in zip(size, kernel, stride, padding, strict=True)
-    )
+    out = tuple(window_out(n, k, s, p, ceil_mode) for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
     if min(out) < 1:
         padded = tuple(n + 2 * p for n, p in zip(size, padding, strict=True))
         raise _TooSmall(name, what, padded, kernel)
@@ -107,9 +104,7 @@ def layer_table(spec: NiNSpec, input_size: tuple[int, ...] | None = None) -> lis
     own = input_size is None
     size = spec.input_size if own else tuple(int(s) for s in input_size)
     if len(size) != spec.ndim:
-        raise InputError(
-            f"{spec.name} is {spec.ndim}-D: input size needs {spec.ndim} entries; got {_fmt(size)}"
-        )
+        raise InputError(f"{spec.name} is {spec.ndim}-D: input size needs {spec.ndim} entries; got {_fmt(size)}")
     if not own and _has_head(spec) and size != spec.input_size:
         raise InputError(
             f"{spec.name} has a fully connected head sized for {_fmt(spec.input_size)} inputs; "
@@ -193,8 +188,7 @@ def check_input(spec: NiNSpec, x) -> np.ndarray:
             order = (0, x.ndim - 1, *range(1, x.ndim - 1))
             hint = f"; this looks channels-last — transpose it with x.transpose{order}"
         raise InputError(
-            f"{spec.name} expects {spec.in_channels} channel(s) on axis 1 of {expected}; "
-            f"got shape {x.shape}{hint}"
+            f"{spec.name} expects {spec.in_channels} channel(s) on axis 1 of {expected}; got shape {x.shape}{hint}"
         )
     layer_table(spec, x.shape[2:])
     if not np.isfinite(x).all():

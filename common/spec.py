@@ -50,6 +50,11 @@ class Conv:
     stride: tuple[int, ...]
     padding: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        _check_window("conv", self.kernel, self.stride, self.padding)
+        if not isinstance(self.out_channels, int) or self.out_channels <= 0:
+            raise SpecError(f"conv: out_channels must be a positive int; got {self.out_channels!r}")
+
     @property
     def ndim(self) -> int:
         return len(self.kernel)
@@ -61,6 +66,10 @@ class NiNBlock:
     after every one of them.  ``convs[0]`` is the spatial convolution."""
 
     convs: tuple[Conv, ...]
+
+    def __post_init__(self) -> None:
+        if not self.convs:
+            raise SpecError("a NiN block needs at least one convolution")
 
     @property
     def out_channels(self) -> int:
@@ -74,6 +83,9 @@ class MaxPool:
     padding: tuple[int, ...]
     ceil_mode: bool = False
 
+    def __post_init__(self) -> None:
+        _check_pool(self)
+
 
 @dataclass(frozen=True)
 class AvgPool:
@@ -84,10 +96,17 @@ class AvgPool:
     padding: tuple[int, ...]
     ceil_mode: bool = False
 
+    def __post_init__(self) -> None:
+        _check_pool(self)
+
 
 @dataclass(frozen=True)
 class Dropout:
     rate: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate < 1.0:
+            raise SpecError(f"dropout rate must be in [0, 1); got {self.rate!r}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,10 @@ class Linear:
     order — NCHW, whatever the framework's native layout — then maps it to ``out_features``."""
 
     out_features: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.out_features, int) or self.out_features <= 0:
+            raise SpecError(f"linear: out_features must be a positive int; got {self.out_features!r}")
 
 
 Layer = NiNBlock | MaxPool | AvgPool | Dropout | GlobalAvgPool | Linear
@@ -225,8 +248,7 @@ def _check_spec(spec: NiNSpec) -> None:
     for layer in body:
         if isinstance(layer, GlobalAvgPool | Linear):
             raise SpecError(
-                f"{where}: {type(layer).__name__} must be the last layer (it flattens to classes); "
-                f"move it to the end"
+                f"{where}: {type(layer).__name__} must be the last layer (it flattens to classes); move it to the end"
             )
     if not isinstance(last, GlobalAvgPool | Linear):
         raise SpecError(f"{where}: must end in GlobalAvgPool or Linear to produce class scores; ends in {last!r}")
@@ -243,36 +265,36 @@ def _check_spec(spec: NiNSpec) -> None:
 
 
 def _check_layer(where: str, layer: Layer, ndim: int) -> None:
-    if isinstance(layer, NiNBlock):
-        if not layer.convs:
-            raise SpecError(f"{where}: a NiN block needs at least one convolution")
-        for c, cv in enumerate(layer.convs):
-            _check_window(f"{where}.conv{c}", cv.kernel, cv.stride, cv.padding, ndim)
-            if not isinstance(cv.out_channels, int) or cv.out_channels <= 0:
-                raise SpecError(f"{where}.conv{c}: out_channels must be a positive int; got {cv.out_channels!r}")
-    elif isinstance(layer, MaxPool | AvgPool):
-        _check_window(where, layer.kernel, layer.stride, layer.padding, ndim)
-        if any(2 * p > k for p, k in zip(layer.padding, layer.kernel, strict=True)):
-            raise SpecError(
-                f"{where}: pooling padding {layer.padding} must be at most half the kernel "
-                f"{layer.kernel} (a window made only of padding has no value)"
-            )
-    elif isinstance(layer, Dropout):
-        if not 0.0 <= layer.rate < 1.0:
-            raise SpecError(f"{where}: dropout rate must be in [0, 1); got {layer.rate!r}")
-    elif isinstance(layer, Linear):
-        if not isinstance(layer.out_features, int) or layer.out_features <= 0:
-            raise SpecError(f"{where}: out_features must be a positive int; got {layer.out_features!r}")
-    elif not isinstance(layer, GlobalAvgPool):
-        raise SpecError(f"{where}: unknown layer {layer!r}; expected one of {', '.join(_LAYER_NAMES)}")
+    """Every window in the layer must have the network's rank."""
+    windows = (
+        [(f"{where}.conv{c}", cv.kernel) for c, cv in enumerate(layer.convs)] if isinstance(layer, NiNBlock) else []
+    )
+    if isinstance(layer, MaxPool | AvgPool):
+        windows = [(where, layer.kernel)]
+    for name, kernel in windows:
+        if len(kernel) != ndim:
+            raise SpecError(f"{name}: kernel {kernel} is {len(kernel)}-D but the network is {ndim}-D")
+    if not isinstance(layer, NiNBlock | MaxPool | AvgPool | Dropout | GlobalAvgPool | Linear):
+        raise SpecError(
+            f"{where}: unknown layer {layer!r}; expected NiNBlock, MaxPool, AvgPool, Dropout, GlobalAvgPool or Linear"
+        )
 
 
-_LAYER_NAMES = ("NiNBlock", "MaxPool", "AvgPool", "Dropout", "GlobalAvgPool", "Linear")
+def _check_pool(pool: MaxPool | AvgPool) -> None:
+    what = "max-pool" if isinstance(pool, MaxPool) else "avg-pool"
+    _check_window(what, pool.kernel, pool.stride, pool.padding)
+    if any(2 * p > k for p, k in zip(pool.padding, pool.kernel, strict=True)):
+        raise SpecError(
+            f"{what}: padding {pool.padding} must be at most half the kernel {pool.kernel} "
+            f"(a window made only of padding has no value)"
+        )
 
 
-def _check_window(where, kernel, stride, padding, ndim) -> None:
-    for what, values, low in (("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)):
-        if len(values) != ndim:
-            raise SpecError(f"{where}: {what} {values} has {len(values)} entries; the network is {ndim}-D")
+def _check_window(what, kernel, stride, padding) -> None:
+    if not len(kernel) == len(stride) == len(padding):
+        raise SpecError(
+            f"{what}: kernel {kernel}, stride {stride} and padding {padding} must have one entry per dimension"
+        )
+    for name, values, low in (("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)):
         if any(not isinstance(v, int) or v < low for v in values):
-            raise SpecError(f"{where}: {what} entries must be ints ≥ {low}; got {values}")
+            raise SpecError(f"{what}: {name} entries must be ints ≥ {low}; got {values}")

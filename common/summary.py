@@ -3,8 +3,6 @@ read off a live native model."""
 
 from __future__ import annotations
 
-
-
 import numpy as np
 
 from .shapes import LayerInfo, layer_table
@@ -53,9 +51,7 @@ def summary_json(spec: NiNSpec, rows: list[LayerInfo] | None = None) -> dict:
 
 def summary_text(spec: NiNSpec, rows: list[LayerInfo] | None = None, backend: str | None = None) -> str:
     rows = layer_table(spec) if rows is None else rows
-    body = [
-        (r.name, r.kind, "×".join(map(str, r.output_shape)), f"{r.params:,}", f"{r.macs:,}") for r in rows
-    ]
+    body = [(r.name, r.kind, "×".join(map(str, r.output_shape)), f"{r.params:,}", f"{r.macs:,}") for r in rows]
     total_params, total_macs = sum(r.params for r in rows), sum(r.macs for r in rows)
     body.append(("total", "", "", f"{total_params:,}", f"{total_macs:,}"))
     source = f"read off the live {backend} model" if backend else "from the spec"
@@ -69,5 +65,3 @@ def summary_text(spec: NiNSpec, rows: list[LayerInfo] | None = None, backend: st
     )
     table = text_table(("layer", "kind", "output", "params", "MACs"), body, right=(3, 4))
     return "\n".join([head, "", table, "", foot])
-
-

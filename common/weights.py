@@ -91,10 +91,7 @@ def validate_weights(spec: NiNSpec, weights: Weights) -> Weights:
             elif np.asarray(weights[name]).dtype.kind != "f":
                 problems.append(f"{name} has dtype {np.asarray(weights[name]).dtype}; expected float32")
     if problems:
-        raise WeightsError(
-            f"weights do not fit {spec.name} ({len(expected)} tensors expected): "
-            + "; ".join(problems)
-        )
+        raise WeightsError(f"weights do not fit {spec.name} ({len(expected)} tensors expected): " + "; ".join(problems))
     return {name: np.asarray(weights[name], dtype=np.float32) for name in expected}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import UnknownNameError
+from .errors import SpecError, UnknownNameError
 from .spec import (
     Dropout,
     GlobalAvgPool,
@@ -42,6 +42,12 @@ def get_spec(
     """The spec of a zoo model, with optional overrides."""
     if name not in _ZOO:
         raise UnknownNameError(f"unknown model {name!r}; known models: {', '.join(_ZOO)}")
+    for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise SpecError(f"{name}: {key} must be a positive int; got {value!r}")
+    sizes = (input_size,) if isinstance(input_size, int) else (input_size or ())
+    if any(not isinstance(v, int) or v <= 0 for v in sizes):
+        raise SpecError(f"{name}: input_size must be positive ints; got {input_size!r}")
     overrides = {}
     if num_classes is not None:
         overrides["num_classes"] = num_classes

@@ -7,10 +7,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import nin
 import numpy as np
 import pytest
-
-import nin
 
 
 def selected_backends() -> list[str]:

@@ -16,11 +16,10 @@ Tolerances (float32 on CPU, TF32 off on GPU), against the float64 oracle:
 
 from __future__ import annotations
 
+import nin
 import numpy as np
 import pytest
 from conftest import backend_or_skip, batch, reference_forward, selected_backends
-
-import nin
 from nin import reference
 
 MODELS = nin.list_models()
@@ -88,11 +87,15 @@ def test_forward_matches_reference(built, backend_name, model):
     acts = adapter.intermediates(net, x)
     for name, want in ref_acts.items():
         err = _rel(acts[name], want)
-        assert err <= FORWARD_RTOL, f"{backend_name}/{model} {name}: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+        assert err <= FORWARD_RTOL, (
+            f"{backend_name}/{model} {name}: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+        )
     logits = adapter.forward(net, x)
     assert logits.dtype == np.float32 and logits.shape == ref_logits.shape
     err = _rel(logits, ref_logits)
-    assert err <= FORWARD_RTOL, f"{backend_name}/{model} logits: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+    assert err <= FORWARD_RTOL, (
+        f"{backend_name}/{model} logits: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,10 +112,14 @@ def test_gradients_match_reference(backend_name, model):
     want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
     net = adapter.build(spec, seed=1)
     loss, grads = adapter.loss_and_grads(net, x, labels)
-    assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), f"{backend_name}/{model}: loss {loss} but reference {want_loss}"
+    assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), (
+        f"{backend_name}/{model}: loss {loss} but reference {want_loss}"
+    )
     assert list(grads) == list(want), f"{backend_name}/{model}: gradient names {list(grads)} but canonical {list(want)}"
     for name, g in want.items():
-        assert grads[name].shape == g.shape, f"{backend_name}/{model} d{name}: shape {grads[name].shape}, canonical {g.shape}"
+        assert grads[name].shape == g.shape, (
+            f"{backend_name}/{model} d{name}: shape {grads[name].shape}, canonical {g.shape}"
+        )
         err = _rel(grads[name], g)
         assert err <= GRAD_RTOL, f"{backend_name}/{model} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
 
@@ -134,8 +141,12 @@ def test_gradient_oracle_matches_finite_differences():
             minus = {**weights, name: weights[name].copy()}
             plus[name][idx] += eps
             minus[name][idx] -= eps
-            fd = (reference.loss_and_grads(spec, plus, x, labels)[0] - reference.loss_and_grads(spec, minus, x, labels)[0]) / (2 * eps)
-            assert abs(fd - grads[name][idx]) <= 1e-6 + 1e-4 * abs(fd), f"d{name}{idx}: backward {grads[name][idx]}, finite differences {fd}"
+            fd = (
+                reference.loss_and_grads(spec, plus, x, labels)[0] - reference.loss_and_grads(spec, minus, x, labels)[0]
+            ) / (2 * eps)
+            assert abs(fd - grads[name][idx]) <= 1e-6 + 1e-4 * abs(fd), (
+                f"d{name}{idx}: backward {grads[name][idx]}, finite differences {fd}"
+            )
 
 
 def test_dropout_only_in_training(backend):
@@ -148,7 +159,9 @@ def test_dropout_only_in_training(backend):
     train2 = backend.forward(net, x, train=True)
     assert not np.allclose(train1, eval1), "train=True must apply dropout"
     assert not np.allclose(train1, train2), "each training forward must draw a fresh dropout mask"
-    np.testing.assert_array_equal(backend.forward(net, x), eval1, err_msg="training forward changed the evaluation output")
+    np.testing.assert_array_equal(
+        backend.forward(net, x), eval1, err_msg="training forward changed the evaluation output"
+    )
 
 
 def test_batch_size_independent(backend):

@@ -1,0 +1,82 @@
+"""Canonical weights: names, seeded initialisers, save/load and validation."""
+
+from __future__ import annotations
+
+import nin
+import numpy as np
+import pytest
+
+
+def test_names_and_layouts():
+    spec = nin.get_spec("nin_d2l")
+    shapes = nin.weight_shapes(spec)
+    assert list(shapes)[:4] == ["block0.conv0.weight", "block0.conv0.bias", "block0.conv1.weight", "block0.conv1.bias"]
+    assert shapes["block0.conv0.weight"] == (96, 1, 11, 11)
+    assert shapes["block1.conv0.weight"] == (256, 96, 5, 5)
+    assert shapes["block3.conv2.weight"] == (10, 10, 1, 1)
+    fc = nin.weight_shapes(nin.get_spec("nin_d2l_fc"))
+    assert fc["head.weight"] == (10, 384 * 5 * 5) and fc["head.bias"] == (10,)
+
+
+@pytest.mark.parametrize("method", nin.weights.INITIALIZERS)
+def test_initialisers_are_seeded_and_scaled(method):
+    spec = nin.get_spec("nin_cifar10")
+    a, b, c = (nin.init_weights(spec, s, method) for s in (0, 0, 1))
+    for name in a:
+        assert a[name].dtype == np.float32
+        np.testing.assert_array_equal(a[name], b[name])
+    assert not np.array_equal(a["block0.conv0.weight"], c["block0.conv0.weight"])
+    w = a["block1.conv0.weight"]  # fan_in 96·25 = 2400, fan_out 192·25 = 4800
+    want_std = {"xavier": np.sqrt(2 / 7200), "gaussian": 0.05, "kaiming": np.sqrt(2 / 2400)}[method]
+    assert w.std() == pytest.approx(want_std, rel=0.05)
+    assert not a["block1.conv0.bias"].any()
+
+
+def test_unknown_initialiser():
+    with pytest.raises(nin.UnknownNameError, match="xavier, gaussian, kaiming"):
+        nin.init_weights(nin.get_spec("nin_tiny"), method="orthogonal")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_save_load_roundtrip(tmp_path, suffix):
+    spec = nin.get_spec("nin_tiny")
+    weights = nin.init_weights(spec, 4, "kaiming")
+    path = nin.save_weights(weights, tmp_path / f"w{suffix}")
+    assert not list(tmp_path.glob("*.tmp"))
+    loaded = nin.load_weights(path, spec)
+    assert list(loaded) == list(weights)
+    for name in weights:
+        np.testing.assert_array_equal(loaded[name], weights[name])
+
+
+def test_validation_names_every_problem():
+    spec = nin.get_spec("nin_tiny")
+    w = nin.init_weights(spec)
+    w.pop("block0.conv0.bias")
+    w["extra.weight"] = np.zeros(3, np.float32)
+    w["block1.conv1.weight"] = np.zeros((12, 12, 3, 3), np.float32)
+    w["block2.conv0.bias"] = w["block2.conv0.bias"].astype(np.int32)
+    with pytest.raises(nin.WeightsError) as err:
+        nin.validate_weights(spec, w)
+    msg = str(err.value)
+    assert "missing: block0.conv0.bias" in msg
+    assert "unexpected: extra.weight" in msg
+    assert "block1.conv1.weight has shape (12, 12, 3, 3) but nin_tiny needs (12, 12, 1, 1)" in msg
+    assert "block2.conv0.bias has dtype int32" in msg
+
+
+def test_validation_casts_float64_to_float32():
+    spec = nin.get_spec("nin_tiny")
+    w = {k: v.astype(np.float64) for k, v in nin.init_weights(spec).items()}
+    assert all(v.dtype == np.float32 for v in nin.validate_weights(spec, w).values())
+
+
+def test_loading_bad_files(tmp_path):
+    with pytest.raises(nin.WeightsError, match="no weights file"):
+        nin.load_weights(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(nin.WeightsError, match="not a readable weights file"):
+        nin.load_weights(bad)
+    with pytest.raises(nin.UnknownNameError, match=".npz or .safetensors"):
+        nin.save_weights({}, tmp_path / "w.pt")
