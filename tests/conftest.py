@@ -7,9 +7,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import nin
-import numpy as np
 import pytest
+
+import nin
+from nin.conformance import sample_batch
 
 
 def selected_backends() -> list[str]:
@@ -34,12 +35,7 @@ def backend(request):
     return backend_or_skip(request.param)
 
 
-def batch(spec: nin.NiNSpec, n: int = 2, seed: int = 0, input_size=None) -> np.ndarray:
-    """A reproducible input batch in NCHW, float32, values like normalised images."""
-    size = spec.input_size if input_size is None else tuple(input_size)
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, spec.in_channels, *size)).astype(np.float32)
-
+batch = sample_batch
 
 _REFERENCE_CACHE: dict = {}
 

@@ -2,45 +2,24 @@
 
 Parametrized by (backend, model[, device]) so each failure has its own id, e.g.
 ``test_forward_matches_reference[jax-nin_cifar10]``.  Agreement between frameworks follows
-from every one of them agreeing with the same oracle.
-
-Tolerances (float32 on CPU, TF32 off on GPU), against the float64 oracle:
-* forward: max|Δ| ≤ 1e-4 · max|ref| per layer.  float32 rounding is u = 6e-8; a conv sums
-  K = C·k² products (up to 9,216 here), so its typical relative error is about √K·u ≈ 6e-6,
-  and the deepest zoo model stacks 42 convolutions: √42 · 6e-6 ≈ 4e-5 < 1e-4.
-* gradients: max|Δ| ≤ 1e-3 · max|ref| per tensor: the backward pass accumulates over the
-  whole batch and every output position as well, and the loss gradient itself is a float32
-  softmax.  A bug (a wrong pooling divisor, a transposed kernel, a mis-ordered flatten) gives
-  errors of order 1 on these scales.
+from every one of them agreeing with the same oracle.  The tolerances and why they are what
+they are: ``nin.conformance``.
 """
 
 from __future__ import annotations
 
-import nin
 import numpy as np
 import pytest
 from conftest import backend_or_skip, batch, reference_forward, selected_backends
+
+import nin
 from nin import reference
+from nin.conformance import FORWARD_RTOL, GRAD_RTOL, grad_spec
+from nin.conformance import max_rel_error as _rel
 
 MODELS = nin.list_models()
-FORWARD_RTOL = 1e-4
-GRAD_RTOL = 1e-3
-
-# small configurations for gradients: (model, overrides)
-GRAD_CASES = {
-    "nin_tiny": {},
-    "nin_cifar10": {"input_size": 12},
-    "nin_d2l_fc": {"input_size": 67},
-    "nin_d2l_3x3": {"input_size": 67},
-    "nin3d": {"input_size": 8},
-}
-
 CASES = [(b, m) for b in selected_backends() for m in MODELS]
 IDS = [f"{b}-{m}" for b, m in CASES]
-
-
-def _rel(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +77,11 @@ def test_forward_matches_reference(built, backend_name, model):
     )
 
 
-@pytest.mark.parametrize(
-    "backend_name, model",
-    [(b, m) for b in selected_backends() for m in GRAD_CASES],
-    ids=[f"{b}-{m}" for b in selected_backends() for m in GRAD_CASES],
-)
+@pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
 def test_gradients_match_reference(backend_name, model):
+    """At the model's smallest valid input, where the float64 backward pass is cheap."""
     adapter = backend_or_skip(backend_name)
-    spec = nin.get_spec(model, **GRAD_CASES[model])
+    spec = grad_spec(model)
     weights = nin.init_weights(spec, seed=1)
     x = batch(spec, 3, seed=1)
     labels = np.arange(3) % spec.num_classes

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import nin
 import numpy as np
 import pytest
+
+import nin
 from nin import reference
 from nin.spec import AvgPool, MaxPool
 

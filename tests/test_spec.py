@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 
-import nin
 import numpy as np
 import pytest
+
+import nin
 from nin.shapes import window_out
 from nin.spec import Conv, NiNBlock
 

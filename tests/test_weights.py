@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import nin
 import numpy as np
 import pytest
+
+import nin
 
 
 def test_names_and_layouts():

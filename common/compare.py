@@ -1,0 +1,124 @@
+"""``nin compare``: the four frameworks side by side on one model.
+
+One row per backend: framework and version, parameter count from the framework's own list,
+output shape, max|Δ| of the logits against the NumPy oracle (same canonical weights), build
+time (construction + loading the weights) and first-call time (tracing / compilation), and
+the median eval-mode forward latency over ``repeats`` calls.  Backends that are not installed
+appear with the reason.  Every framework gets the same thread count.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+from .conformance import FORWARD_RTOL, max_rel_error, sample_batch
+from .shapes import param_count
+from .tables import text_table
+from .weights import init_weights
+from .zoo import get_spec
+
+
+def set_threads(n: int | None = None) -> int:
+    """Give every framework the same number of threads (all cores by default).  Importing
+    MXNet silently drops PyTorch to one thread, so this runs after the imports."""
+    n = n or os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    return n
+
+
+def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_size: int = 8, repeats: int = 5) -> dict:
+    from . import reference
+    from .errors import NinError
+    from .frameworks import get_backend, list_backends
+
+    spec = get_spec(model)
+    names = backends or list_backends()
+    adapters, rows = {}, []
+    for name in names:
+        try:
+            adapters[name] = get_backend(name)
+        except NinError as e:
+            rows.append({"backend": name, "status": "unavailable", "reason": str(e)})
+    threads = set_threads()
+    x = sample_batch(spec, batch_size)
+    ref_logits, _ = reference.forward(spec, init_weights(spec, 0), x)
+    for name, adapter in adapters.items():
+        row = {"backend": name, "framework": adapter.framework_version()}
+        try:
+            start = time.perf_counter()
+            net = adapter.build(spec, seed=0)
+            row["build_s"] = time.perf_counter() - start
+            start = time.perf_counter()
+            logits = adapter.forward(net, x)
+            row["first_call_s"] = time.perf_counter() - start
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                adapter.forward(net, x)
+                times.append(time.perf_counter() - start)
+            row.update(
+                status="ok",
+                params=adapter.param_count(net),
+                output_shape=list(logits.shape),
+                max_abs_diff=max_rel_error(logits, ref_logits),
+                forward_s=statistics.median(times),
+            )
+        except Exception as e:  # one broken backend must not hide the others
+            row.update(status="error", reason=f"{type(e).__name__}: {e}")
+        rows.append(row)
+    order = {n: i for i, n in enumerate(names)}
+    rows.sort(key=lambda r: order[r["backend"]])
+    return {
+        "model": model,
+        "spec_params": param_count(spec),
+        "batch_size": batch_size,
+        "threads": threads,
+        "repeats": repeats,
+        "rows": rows,
+    }
+
+
+def compare_text(result: dict) -> str:
+    table = []
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            table.append(
+                (r["backend"], r.get("framework", "-"), "-", "-", "-", "-", "-", "-", f"{r['status']}: {r['reason']}")
+            )
+            continue
+        table.append(
+            (
+                r["backend"],
+                r["framework"],
+                f"{r['params']:,}",
+                "×".join(map(str, r["output_shape"])),
+                f"{r['max_abs_diff']:.1e}",
+                f"{r['build_s']:.2f}",
+                f"{r['first_call_s']:.2f}",
+                f"{1e3 * r['forward_s']:.0f}",
+                "ok" if r["params"] == result["spec_params"] and r["max_abs_diff"] <= FORWARD_RTOL else "MISMATCH",
+            )
+        )
+    header = (
+        "backend",
+        "framework",
+        "params",
+        "output",
+        "max|Δ| vs ref",
+        "build s",
+        "1st call s",
+        "forward ms",
+        "status",
+    )
+    head = (
+        f"{result['model']}: batch {result['batch_size']}, {result['threads']} threads, "
+        f"median of {result['repeats']} eval forwards; spec params {result['spec_params']:,}"
+    )
+    foot = f"max|Δ| is max|logits − NumPy reference| / max|reference| with the same canonical weights (pass ≤ {FORWARD_RTOL:.0e})."
+    return "\n".join([head, "", text_table(header, table, right=(2, 4, 5, 6, 7)), "", foot])
