@@ -216,6 +216,24 @@ def nin_imagenet(num_classes=1000, in_channels=3, input_size=224) -> NiNSpec:
     return NiNSpec("nin_imagenet", in_channels, _size(input_size), num_classes, layers, "Caffe model zoo, NIN-Imagenet")
 
 
+@register
+def nin_mnist(num_classes=10, in_channels=1, input_size=28) -> NiNSpec:
+    """A small NiN for 28×28 digits, the default for ``nin train`` on CPU: the CIFAR-10 NIN's
+    layout (5×5 mlpconv, max-pool, dropout, 5×5 mlpconv, avg-pool, dropout, 3×3 classifier
+    block, global average pooling, Caffe ceil-mode pools) at a sixth of its widths."""
+    layers = (
+        nin_block(32, 5, 1, 2),
+        max_pool(3, 2, ceil_mode=True),
+        Dropout(0.5),
+        nin_block(64, 5, 1, 2),
+        avg_pool(3, 2, ceil_mode=True),
+        Dropout(0.5),
+        nin_block(64, 3, 1, 1, mlp=(64, num_classes)),
+        GlobalAvgPool(),
+    )
+    return NiNSpec("nin_mnist", in_channels, _size(input_size), num_classes, layers, "nin-suite, after Caffe NIN-CIFAR10")
+
+
 # -- small and volumetric --------------------------------------------------------------------
 
 
