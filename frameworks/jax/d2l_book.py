@@ -71,3 +71,34 @@ def layer_outputs(built, x: np.ndarray) -> list[np.ndarray]:
 
     outs = nn.apply(run, model)({"params": params}, jax.numpy.asarray(x.transpose(0, 2, 3, 1)))
     return [np.asarray(a).transpose(0, 3, 1, 2) if a.ndim == 4 else np.asarray(a) for a in outs]
+
+
+def forward(built, x: np.ndarray) -> np.ndarray:
+    model, params = built
+    return np.asarray(model.apply({"params": params}, jax.numpy.asarray(x.transpose(0, 2, 3, 1))))
+
+
+def make_train_step(built, lr: float = 0.05):
+    """The book's training step (``d2l.Trainer.fit_epoch``, JAX tab): a ``jax.jit``-compiled
+    loss differentiated with ``jax.value_and_grad``, then ``TrainState.apply_gradients`` with
+    ``optax.sgd`` outside the jit, and a fresh dropout key per step."""
+    import optax
+    from flax.training import train_state
+
+    module, params = built
+    training = module.clone(training=True)
+    state = {"s": train_state.TrainState.create(apply_fn=training.apply, params=params, tx=optax.sgd(lr))}
+    key = {"k": jax.random.PRNGKey(0)}
+
+    @jax.jit
+    def loss_fn(p, x, y, dropout_key):
+        logits = training.apply({"params": p}, x, rngs={"dropout": dropout_key})
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    def step(x: np.ndarray, y: np.ndarray) -> float:
+        key["k"], sub = jax.random.split(key["k"])
+        loss, grads = jax.value_and_grad(loss_fn)(state["s"].params, jax.numpy.asarray(x.transpose(0, 2, 3, 1)), y, sub)
+        state["s"] = state["s"].apply_gradients(grads=grads)
+        return float(loss)
+
+    return step

@@ -60,3 +60,26 @@ def layer_outputs(model: NiN, x: np.ndarray) -> list[np.ndarray]:
         h = layer(h)
         outputs.append(h.asnumpy())
     return outputs
+
+
+def forward(model: NiN, x: np.ndarray) -> np.ndarray:
+    return model(nd.array(x)).asnumpy()
+
+
+def make_train_step(model: NiN, lr: float = 0.05):
+    """The book's training step (``d2l.Trainer.fit_epoch``, MXNet tab): ``autograd.record``,
+    ``loss.backward()``, ``gluon.Trainer.step`` — no hybridization, as in the chapter."""
+    from mxnet import autograd, gluon
+
+    trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": lr})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def step(x: np.ndarray, y: np.ndarray) -> float:
+        xs, ys = nd.array(x), nd.array(y)
+        with autograd.record():
+            loss = loss_fn(model(xs), ys).mean()
+        loss.backward()
+        trainer.step(1)
+        return float(loss.asscalar())
+
+    return step

@@ -59,3 +59,23 @@ def layer_outputs(model: NiN, x: np.ndarray) -> list[np.ndarray]:
         a = h.numpy()
         outputs.append(a.transpose(0, 3, 1, 2) if a.ndim == 4 else a)
     return outputs
+
+
+def forward(model: NiN, x: np.ndarray) -> np.ndarray:
+    return model(tf.constant(x.transpose(0, 2, 3, 1)), training=False).numpy()
+
+
+def make_train_step(model: NiN, lr: float = 0.05):
+    """The book's training step (``d2l.Trainer.fit_epoch``, TensorFlow tab): an eager
+    ``GradientTape`` over ``training_step`` and ``optimizer.apply_gradients``."""
+    optim = tf.keras.optimizers.SGD(lr)
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def step(x: np.ndarray, y: np.ndarray) -> float:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(tf.constant(x.transpose(0, 2, 3, 1)), training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optim.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return float(loss)
+
+    return step

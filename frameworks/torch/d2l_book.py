@@ -68,3 +68,27 @@ def layer_outputs(model: NiN, x: np.ndarray) -> list[np.ndarray]:
             h = layer(h)
             outputs.append(h.numpy())
     return outputs
+
+
+def forward(model: NiN, x: np.ndarray) -> np.ndarray:
+    """Evaluation-mode logits, as the book's ``predict`` computes them."""
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def make_train_step(model: NiN, lr: float = 0.05):
+    """The book's training step (``d2l.Trainer.fit_epoch``): cross-entropy, ``zero_grad``,
+    ``backward``, ``torch.optim.SGD.step``."""
+    optim = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x: np.ndarray, y: np.ndarray) -> float:
+        model.train()
+        loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        return float(loss)
+
+    return step
