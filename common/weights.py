@@ -36,7 +36,7 @@ def weight_shapes(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
                 channels = cv.out_channels
                 previous = f"{name}.conv{c}"
         elif isinstance(layer, Linear):
-            fan_in = math.prod(rows[previous].output_shape) if previous else channels
+            fan_in = math.prod(rows[previous].output_shape) if previous else channels * math.prod(spec.input_size)
             shapes["head.weight"] = (layer.out_features, fan_in)
             shapes["head.bias"] = (layer.out_features,)
         else:
