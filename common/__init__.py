@@ -17,7 +17,7 @@ from .errors import (
     UnknownNameError,
     WeightsError,
 )
-from .shapes import check_input, layer_table, mac_count, min_input_size, output_shapes, param_count
+from .shapes import check_input, check_labels, layer_table, mac_count, min_input_size, output_shapes, param_count
 from .spec import (
     AvgPool,
     Conv,

@@ -195,3 +195,18 @@ def check_input(spec: NiNSpec, x) -> np.ndarray:
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise InputError(f"{spec.name} got {bad} NaN/inf value(s) in its input of shape {x.shape}")
     return x.astype(np.float32, copy=False)
+
+
+def check_labels(spec: NiNSpec, labels, batch_size: int) -> np.ndarray:
+    """Validate class labels for a batch; return them as int64."""
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu":
+        raise InputError(f"{spec.name} takes integer class labels; got dtype {y.dtype}")
+    if y.shape != (batch_size,):
+        raise InputError(f"{spec.name} takes one label per example, shape ({batch_size},); got shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
+        raise InputError(
+            f"{spec.name} has {spec.num_classes} classes, so labels must be in [0, {spec.num_classes}); "
+            f"got values from {y.min()} to {y.max()}"
+        )
+    return y.astype(np.int64, copy=False)

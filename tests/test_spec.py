@@ -227,3 +227,19 @@ def test_cli_errors_are_one_line():
     assert "Traceback" not in out.stderr and "67×67" in out.stderr
     out = _nin("summary", "nope")
     assert out.returncode == 2 and "known models" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "labels, words",
+    [
+        (np.array([0.0, 1.0]), ["integer"]),
+        (np.array([[0, 1]]), ["shape (2,)"]),
+        (np.array([0, 10]), ["[0, 10)", "to 10"]),
+        (np.array([-1, 2]), ["from -1"]),
+    ],
+)
+def test_bad_labels(labels, words):
+    with pytest.raises(nin.InputError) as err:
+        nin.check_labels(nin.get_spec("nin_tiny"), labels, 2)
+    for word in words:
+        assert word in str(err.value)

@@ -81,3 +81,9 @@ def test_loading_bad_files(tmp_path):
         nin.load_weights(bad)
     with pytest.raises(nin.UnknownNameError, match=".npz or .safetensors"):
         nin.save_weights({}, tmp_path / "w.pt")
+
+
+def test_head_only_spec_flattens_the_input():
+    spec = nin.NiNSpec("flat", 2, (3, 3), 4, (nin.Linear(4),))
+    assert nin.weight_shapes(spec)["head.weight"] == (4, 2 * 3 * 3)
+    assert nin.param_count(spec) == 4 * 18 + 4
