@@ -83,6 +83,7 @@ __all__ = [
     "available_backends",
     "avg_pool",
     "check_input",
+    "check_labels",
     "create_model",
     "get_backend",
     "get_spec",
