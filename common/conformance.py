@@ -10,6 +10,11 @@ Tolerances, against the float64 oracle, for float32 on CPU (and on GPU with TF32
 * gradients: max|Δ| ≤ 1e-3 · max|ref| per tensor: the backward pass also sums over the batch
   and every output position, starting from a float32 softmax.  The bugs this catches (a wrong
   pooling divisor, a transposed kernel, a mis-ordered flatten) give errors of order 1.
+  ReLU is not differentiable at 0: a pre-activation within float32 rounding of 0 may be gated
+  either way by a correct backend (seen: 4.6e-9 of its terms' magnitude in nin_d2l_3x1x1,
+  giving a 3e-3 gradient difference).  So each gradient case uses the input seed, of 0–15,
+  whose smallest ReLU margin (``nin.reference.relu_margin``) is largest; every chosen case
+  has a margin ≥ ``MIN_RELU_MARGIN`` = 5e-7 ≈ 8 float32 units, checked by the test suite.
 """
 
 from __future__ import annotations
@@ -26,6 +31,24 @@ from .zoo import get_spec, list_models
 
 FORWARD_RTOL = 1e-4
 GRAD_RTOL = 1e-3
+MIN_RELU_MARGIN = 5e-7
+GRAD_BATCH = 2
+# input seed per model for gradient cases (weights: seed 1), the best ReLU margin of seeds 0–15
+GRAD_SEEDS = {
+    "nin_d2l": 10,
+    "nin_d2l_1x1": 2,
+    "nin_d2l_3x1x1": 4,
+    "nin_d2l_3x3": 8,
+    "nin_d2l_fc": 10,
+    "nin_depth11": 4,
+    "nin_depth16": 9,
+    "nin_depth19": 9,
+    "nin_cifar10": 15,
+    "nin_imagenet": 3,
+    "nin_mnist": 13,
+    "nin_tiny": 5,
+    "nin3d": 5,
+}
 
 
 def max_rel_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -39,9 +62,13 @@ def sample_batch(spec: NiNSpec, n: int = 2, seed: int = 0) -> np.ndarray:
     return rng.standard_normal((n, spec.in_channels, *spec.input_size)).astype(np.float32)
 
 
-def grad_spec(model: str) -> NiNSpec:
-    """The model at its smallest valid input, where a float64 backward pass is cheap."""
-    return get_spec(model, input_size=min_input_size(get_spec(model)))
+def gradient_case(model: str) -> tuple[NiNSpec, dict, np.ndarray, np.ndarray]:
+    """(spec, weights, x, labels) for gradient conformance: the model at its smallest valid
+    input, where a float64 backward pass is cheap, away from ReLU kinks (see above)."""
+    spec = get_spec(model, input_size=min_input_size(get_spec(model)))
+    x = sample_batch(spec, GRAD_BATCH, seed=GRAD_SEEDS.get(model, 0))
+    labels = np.arange(GRAD_BATCH) % spec.num_classes
+    return spec, init_weights(spec, seed=1), x, labels
 
 
 def check_case(adapter, model: str) -> dict:
@@ -67,10 +94,7 @@ def check_case(adapter, model: str) -> dict:
     errors.append(max_rel_error(adapter.forward(net, x), ref_logits))
     record["forward_err"] = max(errors)
 
-    small = grad_spec(model)
-    weights = init_weights(small, seed=1)
-    xs = sample_batch(small, 2, seed=1)
-    labels = np.arange(2) % small.num_classes
+    small, weights, xs, labels = gradient_case(model)
     _, ref_grads = reference.loss_and_grads(small, weights, xs, labels)
     _, grads = adapter.loss_and_grads(adapter.build(small, seed=1), xs, labels)
     record["grad_err"] = max(max_rel_error(grads[k], g) for k, g in ref_grads.items())

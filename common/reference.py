@@ -209,6 +209,36 @@ def _run(spec, weights, x, masks):
     return h, acts, tape, weights
 
 
+def relu_margin(spec: NiNSpec, weights: Weights, x: np.ndarray) -> float:
+    """How far the input sits from a ReLU kink: the smallest |z| / Σ|terms| over every
+    convolution pre-activation z (Σ|terms| is the same convolution of |input| with |weights|
+    and |bias|), ignoring cells where every term is exactly zero.
+
+    float32 evaluates z with an error of a few units of 2⁻²⁴ ≈ 6e-8 of Σ|terms|; where the
+    margin is smaller than that, a backend may legitimately gate the ReLU the other way and
+    its gradient then differs from the oracle's by far more than rounding.  Gradient
+    conformance cases are chosen with a margin well above it."""
+    validate_weights(spec, weights)
+    h = np.asarray(x, dtype=np.float64)
+    worst = np.inf
+    for name, layer in spec.named_layers():
+        if isinstance(layer, NiNBlock):
+            for c, cv in enumerate(layer.convs):
+                w = np.asarray(weights[f"{name}.conv{c}.weight"], np.float64)
+                b = np.asarray(weights[f"{name}.conv{c}.bias"], np.float64)
+                z, _ = conv_forward(h, w, b, cv.stride, cv.padding)
+                terms, _ = conv_forward(np.abs(h), np.abs(w), np.abs(b), cv.stride, cv.padding)
+                live = terms > 0
+                if live.any():
+                    worst = min(worst, float((np.abs(z[live]) / terms[live]).min()))
+                h = np.maximum(z, 0.0)
+        elif isinstance(layer, MaxPool):
+            h, _ = max_pool_forward(h, layer)
+        elif isinstance(layer, AvgPool):
+            h, _ = avg_pool_forward(h, layer)
+    return worst
+
+
 def forward(
     spec: NiNSpec,
     weights: Weights,

@@ -14,7 +14,7 @@ from conftest import backend_or_skip, batch, reference_forward, selected_backend
 
 import nin
 from nin import reference
-from nin.conformance import FORWARD_RTOL, GRAD_RTOL, grad_spec
+from nin.conformance import FORWARD_RTOL, GRAD_RTOL, MIN_RELU_MARGIN, gradient_case
 from nin.conformance import max_rel_error as _rel
 
 MODELS = nin.list_models()
@@ -79,12 +79,9 @@ def test_forward_matches_reference(built, backend_name, model):
 
 @pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
 def test_gradients_match_reference(backend_name, model):
-    """At the model's smallest valid input, where the float64 backward pass is cheap."""
+    """At the model's smallest valid input, away from ReLU kinks (nin.conformance)."""
     adapter = backend_or_skip(backend_name)
-    spec = grad_spec(model)
-    weights = nin.init_weights(spec, seed=1)
-    x = batch(spec, 3, seed=1)
-    labels = np.arange(3) % spec.num_classes
+    spec, weights, x, labels = gradient_case(model)
     want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
     net = adapter.build(spec, seed=1)
     loss, grads = adapter.loss_and_grads(net, x, labels)
@@ -98,6 +95,20 @@ def test_gradients_match_reference(backend_name, model):
         )
         err = _rel(grads[name], g)
         assert err <= GRAD_RTOL, f"{backend_name}/{model} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_gradient_cases_are_well_conditioned(model):
+    spec, weights, x, _ = gradient_case(model)
+    margin = reference.relu_margin(spec, weights, x)
+    assert margin >= MIN_RELU_MARGIN, f"{model}: a ReLU pre-activation is {margin:.1e} of its terms from 0"
+
+
+def test_relu_margin_sees_a_kink():
+    spec = nin.NiNSpec("k", 1, (1, 1), 2, (nin.nin_block(2, 1, mlp=()), nin.GlobalAvgPool()))
+    w = {"block0.conv0.weight": np.array([1.0, -1.0]).reshape(2, 1, 1, 1), "block0.conv0.bias": np.array([-1.0, 0.5])}
+    x = np.full((1, 1, 1, 1), 1.0 + 1e-9)  # unit 0: z = 1e-9 over terms 2 + 1e-9
+    assert reference.relu_margin(spec, w, x) == pytest.approx(0.5e-9, rel=1e-3)
 
 
 def test_gradient_oracle_matches_finite_differences():

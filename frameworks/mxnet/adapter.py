@@ -1,0 +1,136 @@
+"""The conformance contract for MXNet Gluon (frameworks/README.md): canonical weights and NumPy
+batches in and out of a native ``NiN``.
+
+Gluon is channels-first and every parameter of ``NiN`` is named after its canonical weight in
+the canonical layout (``block0.conv1.weight`` is ``net.prefix + "block0_conv1_weight"``), so the
+conversions here are only between NumPy and NDArrays.  ``build`` hybridizes the model with
+static memory; ``intermediates`` and ``loss_and_grads`` run it child by child, each child on
+its own cached graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+import nin
+
+from .model import NiN
+
+DEVICES = ("cpu", "gpu")
+
+
+def _context(device: str) -> mx.Context:
+    if device == "cpu":
+        return mx.cpu()
+    if device == "gpu":
+        if not gpu_available():
+            raise nin.BackendUnavailable(
+                f"device='gpu' needs a CUDA GPU and a CUDA build of MXNet, but mxnet {mx.__version__} "
+                f"sees none (mx.context.num_gpus() is 0); use device='cpu'"
+            )
+        return mx.gpu(0)
+    raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
+
+
+def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier") -> NiN:
+    """A hybridized ``NiN`` on ``device`` ("cpu" or "gpu"), its weights set to
+    ``nin.init_weights(spec, seed, init)``."""
+    ctx = _context(device)
+    weights = nin.init_weights(spec, seed, init)
+    model = NiN(spec)
+    model.initialize(mx.init.Zero(), ctx=ctx)
+    load_state(model, weights)
+    model.hybridize(static_alloc=True, static_shape=True)
+    return model
+
+
+def _parameters(model: NiN) -> dict[str, gluon.Parameter]:
+    """Canonical weight name → the Gluon parameter holding it, in canonical order."""
+    params = model.collect_params()
+    return {name: params[model.prefix + name.replace(".", "_")] for name in nin.weight_shapes(model.spec)}
+
+
+def load_state(model: NiN, weights: nin.weights.Weights) -> None:
+    """Copy canonical weights into ``model`` (validated first: every missing, unexpected and
+    mis-shaped tensor is named)."""
+    weights = nin.validate_weights(model.spec, weights)
+    for name, param in _parameters(model).items():
+        param.set_data(mx.nd.array(weights[name], dtype=np.float32))
+
+
+def export_state(model: NiN) -> nin.weights.Weights:
+    """The canonical weights of ``model``: ``{name: float32 ndarray}`` in canonical order."""
+    return {name: param.data().asnumpy() for name, param in _parameters(model).items()}
+
+
+def _ndarray(model: NiN, x) -> mx.nd.NDArray:
+    """``x`` checked against the spec, as a float32 NDArray on the model's context."""
+    x = nin.check_input(model.spec, x)
+    ctx = next(iter(model.collect_params().values())).list_ctx()[0]
+    return mx.nd.array(x, ctx=ctx, dtype=np.float32)
+
+
+def forward(model: NiN, x, train: bool = False) -> np.ndarray:
+    """Logits ``(N, num_classes)`` float32; ``train=True`` applies dropout with a fresh mask."""
+    x = _ndarray(model, x)
+    with autograd.train_mode() if train else autograd.predict_mode():
+        return model(x).asnumpy()
+
+
+def _layer_outputs(model: NiN, x: mx.nd.NDArray) -> Iterator[tuple[str, mx.nd.NDArray]]:
+    """Run ``model`` child by child with evaluation-mode arithmetic (a dropout layer is the
+    identity), yielding every canonical layer's name and output; a block yields the output of
+    each convolution, ReLU included.  Each child runs on its own cached graph."""
+    for name, layer in model.spec.named_layers():
+        child = getattr(model, name)
+        if isinstance(layer, nin.NiNBlock):
+            for c, conv in enumerate(child):
+                x = conv(x)
+                yield f"{name}.conv{c}", x
+            continue
+        if not isinstance(layer, nin.Dropout):
+            x = child(x)
+        yield name, x
+
+
+def intermediates(model: NiN, x) -> dict[str, np.ndarray]:
+    """``{layer name: NCHW float32 array}`` for every layer of ``nin.layer_table``, in order, in
+    evaluation mode (a hybridized ``NiN`` exposes only its output, so its children run one by
+    one)."""
+    with autograd.predict_mode():
+        return {name: out.asnumpy() for name, out in _layer_outputs(model, _ndarray(model, x))}
+
+
+def param_count(model: NiN) -> int:
+    """Parameters as Gluon counts them."""
+    return sum(int(np.prod(param.shape)) for param in model.collect_params().values())
+
+
+def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
+    """Mean softmax cross-entropy in evaluation mode and its gradient for every canonical
+    weight, in canonical order.  The parameters' ``.grad()`` buffers are left untouched.
+
+    The forward is recorded in training mode with the dropout layers skipped, which is
+    evaluation mode's arithmetic: MXNet 1.9.1's oneDNN max pooling keeps the argmax workspace
+    its backward reads only in training mode, so a forward recorded with
+    ``train_mode=False`` gets wrong max-pooling gradients (cf. apache/mxnet#10994)."""
+    x = _ndarray(model, x)
+    target = mx.nd.array(np.asarray(labels), ctx=x.context, dtype=np.float32)
+    params = _parameters(model)
+    with autograd.record(train_mode=True):
+        *_, (_, logits) = _layer_outputs(model, x)
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(logits, target).mean()
+    grads = autograd.grad(loss, [param.data(x.context) for param in params.values()])
+    return float(loss.asscalar()), {name: g.asnumpy() for name, g in zip(params, grads, strict=True)}
+
+
+def framework_version() -> str:
+    return f"mxnet {mx.__version__}"
+
+
+def gpu_available() -> bool:
+    return mx.context.num_gpus() > 0

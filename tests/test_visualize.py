@@ -1,0 +1,284 @@
+"""Pictures: capture through the NumPy reference, class activation maps, the PNG / GIF / MP4
+files (decodable, frame counts, sizes) for 2-D and 3-D specs, and ``nin visualize``."""
+
+from __future__ import annotations
+
+import argparse
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+import nin
+from nin import reference
+from nin import visualize as vis
+from nin.errors import InputError, SpecError, UnknownNameError, WeightsError
+from nin.spec import Linear, NiNSpec, max_pool, nin_block
+from nin.volumes import make_volumes
+
+TINY = nin.get_spec("nin_tiny")  # 3×16×16 → blocks of 6×16×16, 12×8×8, 10×5×5
+VOLUME = nin.get_spec("nin3d", input_size=12)  # 1×12³ → blocks of 16×12³, 32×6³, 10×3³
+
+
+def _image(spec: NiNSpec, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((1, spec.in_channels, *spec.input_size)).astype(np.float32)
+
+
+def _gif(path) -> tuple[int, set[tuple[int, int]]]:
+    """Frame count and the set of frame sizes of a GIF, read back with Pillow."""
+    with Image.open(path) as im:
+        assert im.format == "GIF"
+        sizes = set()
+        for i in range(im.n_frames):
+            im.seek(i)
+            sizes.add(im.size)
+        return im.n_frames, sizes
+
+
+def _blocks(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
+    shapes = nin.output_shapes(spec)
+    return {block: shapes[layer] for block, layer in vis.block_outputs(spec).items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    x = _image(TINY)
+    weights = nin.init_weights(TINY, 0)
+    logits, acts = vis.capture("numpy", TINY, weights, x)
+    return x, logits, acts
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory, tiny_run):
+    x, logits, acts = tiny_run
+    out = tmp_path_factory.mktemp("tiny")
+    return out, vis.render(TINY, x, logits, acts, out, class_names=[f"c{k}" for k in range(10)], mp4=True)
+
+
+@pytest.fixture(scope="module")
+def volume_files(tmp_path_factory):
+    x, _ = make_volumes(1, size=12, seed=0)
+    out = tmp_path_factory.mktemp("volume")
+    return out, vis.visualize("numpy", VOLUME, nin.init_weights(VOLUME, 0), x[0], out)
+
+
+# -- capture and class maps ------------------------------------------------------------------
+
+
+def test_capture_numpy_is_the_reference(tiny_run):
+    x, logits, acts = tiny_run
+    want_logits, want_acts = reference.forward(TINY, nin.init_weights(TINY, 0), x)
+    assert logits.dtype == np.float32 and logits.shape == (1, 10)
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-6, atol=1e-7)
+    assert list(acts) == [row.name for row in nin.layer_table(TINY)]
+    for name, a in acts.items():
+        assert a.dtype == np.float32 and a.shape == want_acts[name].shape, name
+
+
+def test_capture_unknown_backend():
+    with pytest.raises(UnknownNameError, match="unknown backend 'nope'"):
+        vis.capture("nope", TINY, nin.init_weights(TINY), _image(TINY))
+
+
+def test_block_outputs():
+    assert vis.block_outputs(TINY) == {"block0": "block0.conv2", "block1": "block1.conv2", "block2": "block2.conv2"}
+
+
+@pytest.mark.parametrize("spec", [TINY, VOLUME], ids=lambda s: s.name)
+def test_class_maps_average_to_the_logits(spec):
+    """NiN's last block is its class activation maps: global average pooling gives the scores."""
+    x = _image(spec, 1)
+    logits, acts = vis.capture("numpy", spec, nin.init_weights(spec, 1, "kaiming"), x)
+    maps = vis.class_maps(spec, acts)
+    assert maps.shape[:2] == (1, spec.num_classes)
+    np.testing.assert_allclose(maps.mean(axis=tuple(range(2, maps.ndim))), logits, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", [TINY, VOLUME], ids=lambda s: s.name)
+def test_class_activation_has_the_input_size_and_predicts_the_argmax(spec):
+    x = _image(spec, 2)
+    logits, acts = vis.capture("numpy", spec, nin.init_weights(spec, 2, "kaiming"), x)
+    cam = vis.class_activation(spec, x, logits, acts)
+    assert cam.maps.shape == (spec.num_classes, *spec.input_size)
+    assert cam.predicted == int(np.argmax(logits[0]))
+    assert cam.ranked(1) == [cam.predicted]
+    assert cam.probabilities.sum() == pytest.approx(1.0)
+
+
+def test_fully_connected_head_has_no_class_maps(tmp_path):
+    problem = vis.class_map_problem(nin.get_spec("nin_d2l_fc"))
+    assert "fully connected head" in problem
+    fc = NiNSpec("fc_small", 1, (8, 8), 3, (nin_block(4, 3, 1, 1), max_pool(2, 2), Linear(3)))
+    x = _image(fc)
+    logits, acts = vis.capture("numpy", fc, nin.init_weights(fc), x)
+    with pytest.raises(SpecError, match="fc_small ends in a fully connected head"):
+        vis.class_maps(fc, acts)
+    paths = vis.render(fc, x, logits, acts, tmp_path)
+    assert [p.name for p in paths] == ["block0_features.png", "block0_channels.gif"]
+
+
+def test_normalisations():
+    fmap = np.stack([np.arange(4.0).reshape(2, 2), 10 + np.arange(4.0).reshape(2, 2), np.zeros((2, 2))])
+    per_channel = vis.normalize_channels(fmap, "channel")
+    np.testing.assert_allclose(per_channel[0], per_channel[1])
+    np.testing.assert_array_equal(per_channel[2], 0)  # a constant channel is drawn dark
+    shared = vis.normalize_channels(fmap, "shared")
+    assert shared.max() == 1.0 and shared[1].min() > shared[0].max()
+    with pytest.raises(UnknownNameError, match="known: channel, shared"):
+        vis.normalize_channels(fmap, "global")
+
+
+# -- the files -------------------------------------------------------------------------------
+
+
+def test_2d_files(tiny_files):
+    out, paths = tiny_files
+    blocks = _blocks(TINY)
+    names = [p.name for p in paths]
+    pictures = [n for b in blocks for n in (f"{b}_features.png", f"{b}_channels.gif")] + ["cam.png", "cam_classes.gif"]
+    movies = [n.replace(".gif", ".mp4") for n in pictures if n.endswith(".gif")]
+    assert names == pictures + movies
+    assert all(p.parent == out and p.stat().st_size > 0 for p in paths)
+    for name in names:
+        if name.endswith(".png"):
+            image = iio.imread(out / name)
+            assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100, name
+
+
+def test_channel_gifs_have_a_frame_per_channel(tiny_files):
+    out, _ = tiny_files
+    for block, shape in _blocks(TINY).items():
+        frames, sizes = _gif(out / f"{block}_channels.gif")
+        assert frames == shape[0], f"{block}: {frames} frames for {shape[0]} channels"
+        assert len(sizes) == 1
+
+
+def test_class_gif_has_a_frame_per_class(tiny_files):
+    out, _ = tiny_files
+    frames, sizes = _gif(out / "cam_classes.gif")
+    assert frames == TINY.num_classes and len(sizes) == 1
+    assert iio.imread(out / "cam_classes.gif", index=None).shape[0] == TINY.num_classes
+
+
+def test_mp4_decodes_with_every_frame(tiny_files):
+    out, _ = tiny_files
+    frames, (size,) = _gif(out / "cam_classes.gif")
+    reader = imageio_ffmpeg.read_frames(str(out / "cam_classes.mp4"))
+    meta = next(reader)
+    assert sum(1 for _ in reader) == frames
+    assert tuple(meta["size"]) == (size[0] + size[0] % 2, size[1] + size[1] % 2)
+
+
+def test_gif_to_mp4_pads_odd_sizes(tmp_path):
+    frames = [Image.new("RGB", (33, 21), (40 * i, 90, 200)) for i in range(5)]
+    frames[0].save(tmp_path / "odd.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    mp4 = vis.gif_to_mp4(tmp_path / "odd.gif", tmp_path / "odd.mp4", fps=5)
+    reader = imageio_ffmpeg.read_frames(str(mp4))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (34, 22)
+    assert sum(1 for _ in reader) == 5
+    with pytest.raises(InputError, match="no GIF at"):
+        vis.gif_to_mp4(tmp_path / "missing.gif", tmp_path / "x.mp4")
+
+
+def test_3d_files_step_through_depth(volume_files):
+    out, paths = volume_files
+    blocks = _blocks(VOLUME)
+    expected = [n for b in blocks for n in (f"{b}_features.png", f"{b}_slices.gif")]
+    assert [p.name for p in paths] == [*expected, "input_slices.gif", "cam_slices.png", "cam_slices.gif"]
+    depth = VOLUME.input_size[0]
+    assert _gif(out / "input_slices.gif")[0] == depth
+    assert _gif(out / "cam_slices.gif")[0] == depth
+    for block, shape in blocks.items():
+        assert _gif(out / f"{block}_slices.gif")[0] == shape[1], f"{block}: one frame per depth slice"
+    assert iio.imread(out / "cam_slices.png").ndim == 3
+
+
+def test_class_names_must_match(tiny_run, tmp_path):
+    x, logits, acts = tiny_run
+    with pytest.raises(InputError, match="10 classes but 2 class names"):
+        vis.render(TINY, x, logits, acts, tmp_path, class_names=["a", "b"])
+
+
+# -- nin visualize ---------------------------------------------------------------------------
+
+
+def _run(*argv: str) -> int:
+    args = vis.add_arguments(argparse.ArgumentParser()).parse_args(list(argv))
+    return vis.run(args)
+
+
+@pytest.fixture
+def picture(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 45, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_cli_image_with_seeded_init(picture, tmp_path, capsys):
+    out = tmp_path / "pictures"
+    assert _run("--model", "nin_tiny", "--input", str(picture), "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "untrained: seeded initial weights (seed 0)" in printed
+    assert "prediction: class" in printed
+    assert (out / "cam.png").is_file() and (out / "block2_channels.gif").is_file()
+    assert _gif(out / "block0_channels.gif")[0] == 6
+
+
+def test_cli_weights_file(picture, tmp_path, capsys):
+    weights = nin.save_weights(nin.init_weights(TINY, 5), tmp_path / "tiny.npz")
+    assert _run("--model", "nin_tiny", "--input", str(picture), "--weights", str(weights), "--out", str(tmp_path)) == 0
+    assert f"weights: {weights}" in capsys.readouterr().out
+
+
+def test_cli_volume_sample_with_mp4(tmp_path, capsys):
+    out = tmp_path / "vol"
+    assert _run("--model", "nin3d", "--sample", "3", "--out", str(out), "--mp4") == 0
+    printed = capsys.readouterr().out
+    assert "test example 3 of volumes" in printed
+    assert _gif(out / "input_slices.gif")[0] == 32
+    reader = imageio_ffmpeg.read_frames(str(out / "input_slices.mp4"))
+    next(reader)
+    assert sum(1 for _ in reader) == 32
+
+
+def test_cli_2d_sample_of_mnist5k(tmp_path, capsys):
+    """A real digit, resized to the model's 16×16 and repeated to its three channels."""
+    assert _run("--model", "nin_tiny", "--sample", "3", "--out", str(tmp_path)) == 0
+    printed = capsys.readouterr().out
+    assert "test example 3 of mnist5k (label 3)" in printed
+    assert (tmp_path / "cam_classes.gif").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, error, match",
+    [
+        (["--model", "nin_tiny", "--input", "missing.png"], InputError, "no image at missing.png"),
+        (["--model", "nin_nope", "--sample", "0"], UnknownNameError, "unknown model 'nin_nope'"),
+        (["--model", "nin3d", "--input", "x.png"], InputError, "nin3d is volumetric"),
+        (["--model", "nin_tiny", "--data", "volumes"], InputError, "nin_tiny is 2-D"),
+        (["--model", "nin3d", "--sample", "-1"], InputError, "--sample must be ≥ 0"),
+        (["--model", "nin_tiny", "--sample", "1000"], InputError, "out of range: mnist5k has 1000 test examples"),
+        (["--model", "nin3d", "--data", "synthetic"], InputError, "nin3d is 3-D but synthetic examples are 2-D"),
+        (["--model", "nin_tiny", "--data", "imagenet"], UnknownNameError, "unknown dataset 'imagenet'"),
+    ],
+)
+def test_cli_errors_are_clear(argv, error, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=match):
+        _run(*argv, "--out", str(tmp_path))
+
+
+def test_cli_weights_that_do_not_fit(picture, tmp_path):
+    wrong = nin.save_weights(nin.init_weights(nin.get_spec("nin_tiny", num_classes=4)), tmp_path / "four.npz")
+    with pytest.raises(WeightsError, match="weights do not fit nin_tiny"):
+        _run("--model", "nin_tiny", "--input", str(picture), "--weights", str(wrong), "--out", str(tmp_path))
+
+
+def test_cli_file_that_is_not_an_image(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(InputError, match="cannot read"):
+        _run("--model", "nin_tiny", "--input", str(bad), "--out", str(tmp_path))
