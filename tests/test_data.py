@@ -462,3 +462,8 @@ def test_import_pulls_in_no_framework_and_no_mlxtend():
     env = {**os.environ, "PYTHONPATH": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"
+
+
+def test_load_dataset_volumes_at_the_model_size():
+    ds = load_dataset("volumes", input_size=(8, 8, 8))
+    assert ds.x_train.shape[1:] == (1, 8, 8, 8) and ds.num_classes == 10
