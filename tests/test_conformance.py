@@ -234,3 +234,10 @@ def test_gpu_forward_matches_reference(backend_name, model):
     for name, want in ref_acts.items():
         err = _rel(acts[name], want)
         assert err <= FORWARD_RTOL, f"{backend_name}/{model}/gpu {name}: max|Δ| = {err:.2e}·max|ref|"
+
+
+def test_bad_labels_get_clear_error(backend):
+    spec = nin.get_spec("nin_tiny")
+    net = backend.build(spec)
+    with pytest.raises(nin.InputError, match=r"\[0, 10\)"):
+        backend.loss_and_grads(net, batch(spec, 2), np.array([0, 10]))

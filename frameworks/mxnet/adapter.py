@@ -119,7 +119,7 @@ def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
     its backward reads only in training mode, so a forward recorded with
     ``train_mode=False`` gets wrong max-pooling gradients (cf. apache/mxnet#10994)."""
     x = _ndarray(model, x)
-    target = mx.nd.array(np.asarray(labels), ctx=x.context, dtype=np.float32)
+    target = mx.nd.array(nin.check_labels(model.spec, labels, x.shape[0]), ctx=x.context, dtype=np.float32)
     params = _parameters(model)
     with autograd.record(train_mode=True):
         *_, (_, logits) = _layer_outputs(model, x)

@@ -97,7 +97,7 @@ def loss_and_grads(model: NiN, x: np.ndarray, labels: np.ndarray) -> tuple[float
     """Mean softmax cross-entropy in evaluation mode and its gradient for every canonical
     weight, in canonical names, order and layout (float32)."""
     x = _native_input(model.spec, x)
-    labels = _check_labels(model.spec, labels, len(x))
+    labels = nin.check_labels(model.spec, labels, len(x)).astype(np.int32)
     compiled = _compiled(model)
     loss, grads = compiled.run("grads", x, labels)
     return float(loss), {
@@ -146,18 +146,6 @@ def _to_native(canonical: np.ndarray, features: tuple[int, ...] | None) -> np.nd
         out = canonical.shape[0]
         return _to_native(canonical.reshape(out, *features), None).reshape(-1, out)
     return np.ascontiguousarray(np.moveaxis(canonical, (0, 1), (-1, -2)))
-
-
-def _check_labels(spec: nin.NiNSpec, labels, n: int) -> np.ndarray:
-    """``n`` class indices as int32, or an ``InputError`` saying what was wrong with them."""
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= spec.num_classes:
-        raise nin.InputError(
-            f"{spec.name} takes one integer label in [0, {spec.num_classes}) per example, shape ({n},); "
-            f"got {labels.dtype} labels of shape {labels.shape}"
-            + (f" ranging {labels.min()}..{labels.max()}" if labels.size and labels.dtype.kind in "iu" else "")
-        )
-    return labels.astype(np.int32)
 
 
 # -- compiled functions ----------------------------------------------------------------------

@@ -19,15 +19,21 @@ from .model import NiN
 
 DEVICES = ("cpu", "gpu")
 
+# channels-last weights make every convolution and pool run channels-last (oneDNN's native
+# layout on CPU): measured on 2 cores, about a quarter less time per training step of nin_d2l and
+# nin_cifar10 and a third less for nin3d.  Inputs and outputs stay NCHW.
+_MEMORY_FORMAT = {2: torch.channels_last, 3: torch.channels_last_3d}
+
 
 def _device(device: str) -> torch.device:
     if device == "cpu":
         return torch.device("cpu")
     if device == "gpu":
         if not gpu_available():
+            build_kind = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
             raise nin.BackendUnavailable(
-                f"device='gpu' needs a CUDA GPU, but torch {torch.__version__} sees none "
-                f"(torch.cuda.is_available() is False); use device='cpu'"
+                f"device='gpu' needs a CUDA GPU, but torch {torch.__version__} ({build_kind}) sees none; "
+                f"use device='cpu', or install a CUDA build of torch on a machine with an NVIDIA GPU"
             )
         # float32 means float32: TF32 would give ~1e-3 relative errors and fail conformance
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -41,7 +47,7 @@ def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xa
     ``nin.init_weights(spec, seed, init)``."""
     target = _device(device)
     weights = nin.init_weights(spec, seed, init)
-    model = NiN(spec).to(target).eval()
+    model = NiN(spec).to(target, memory_format=_MEMORY_FORMAT[spec.ndim]).eval()
     load_state(model, weights)
     return model
 
@@ -118,10 +124,11 @@ def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
     """Mean softmax cross-entropy in evaluation mode and its gradient for every canonical
     weight, in canonical order.  The model's ``.grad`` fields are left untouched."""
     x = _tensor(model, x)
-    target = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=x.device)
+    target = torch.as_tensor(nin.check_labels(model.spec, labels, len(x)), device=x.device)
     params = dict(model.named_parameters())
-    loss = F.cross_entropy(_run(model, x, train=False), target)
-    grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+    with torch.enable_grad():
+        loss = F.cross_entropy(_run(model, x, train=False), target)
+        grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
     return loss.item(), {name: _numpy(grads[name]) for name in nin.weight_shapes(model.spec)}
 
 

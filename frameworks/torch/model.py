@@ -36,7 +36,7 @@ def nin_block(in_channels: int, block_spec: nin.NiNBlock, ndim: int = 2) -> nn.S
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for c, cv in enumerate(block_spec.convs):
         layers[f"conv{c}"] = _CONV[ndim](in_channels, cv.out_channels, cv.kernel, cv.stride, cv.padding)
-        layers[f"relu{c}"] = nn.ReLU(inplace=True)
+        layers[f"relu{c}"] = nn.ReLU()
         in_channels = cv.out_channels
     return nn.Sequential(layers)
 
@@ -56,26 +56,23 @@ class NiN(nn.Module):
     def __init__(self, spec: nin.NiNSpec):
         super().__init__()
         self.spec = spec
-        table = {row.name: row for row in nin.layer_table(spec)}
-        channels, previous = spec.in_channels, None
+        channels = spec.in_channels
         for name, layer in spec.named_layers():
             if isinstance(layer, nin.NiNBlock):
-                self.add_module(name, nin_block(channels, layer, spec.ndim))
+                module = nin_block(channels, layer, spec.ndim)
                 channels = layer.out_channels
-                previous = f"{name}.conv{len(layer.convs) - 1}"
-                continue
-            if isinstance(layer, nin.MaxPool | nin.AvgPool):
+            elif isinstance(layer, nin.MaxPool | nin.AvgPool):
                 module = _pool(layer, spec.ndim)
             elif isinstance(layer, nin.Dropout):
                 module = nn.Dropout(layer.rate)
             elif isinstance(layer, nin.GlobalAvgPool):
                 module = nn.Sequential(_GLOBAL_AVG_POOL[spec.ndim](1), nn.Flatten())
             else:
-                features = table[previous].output_shape if previous else (channels, *spec.input_size)
-                self.flatten = nn.Flatten()
-                module = nn.Linear(math.prod(features), layer.out_features)
+                # the head is the last layer; it reads its input flattened in (C, H, W) order
+                shapes = [(spec.in_channels, *spec.input_size), *nin.output_shapes(spec).values()]
+                self.add_module("flatten", nn.Flatten())
+                module = nn.Linear(math.prod(shapes[-2]), layer.out_features)
             self.add_module(name, module)
-            previous = name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.children():
