@@ -1,0 +1,77 @@
+"""Training NiN with PyTorch's own tools: ``torch.optim.SGD`` on the channels-last model.
+
+``torch.optim.SGD(momentum=μ, weight_decay=λ)`` is the suite's update as written
+(frameworks/README.md): ``b ← μ·b + (g + λ·w)``, ``w ← w − lr·b`` — PyTorch's convention is
+the contract's, so its momentum buffers export as they are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import nin
+from nin.train import Recipe, derive_seed
+
+from .adapter import _numpy, _tensor, export_state, load_state
+from .model import NiN
+
+
+class Trainer:
+    """The ``nin.train.Trainer`` contract for a PyTorch ``NiN``."""
+
+    def __init__(self, model: NiN, recipe: Recipe):
+        self.model, self.spec, self.recipe = model, model.spec, recipe
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+        self._device = next(model.parameters()).device
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Dropout draws from torch's global generator: reseed it per epoch so a resumed run
+        draws the same masks as one that never stopped."""
+        torch.manual_seed(derive_seed(self.recipe.seed, epoch))
+
+    def _labels(self, y, n: int) -> torch.Tensor:
+        return torch.from_numpy(nin.check_labels(self.spec, y, n)).to(self._device)
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
+        """One SGD step in training mode: (mean loss before the update, correct predictions)."""
+        inputs = _tensor(self.model, x)
+        labels = self._labels(y, len(inputs))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        logits = self.model(inputs)
+        loss = F.cross_entropy(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.model.eval()
+        return loss.item(), int((logits.argmax(dim=1) == labels).sum())
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """Evaluation mode: (summed loss, correct predictions)."""
+        inputs = _tensor(self.model, x)
+        labels = self._labels(y, len(inputs))
+        self.model.eval()
+        with torch.inference_mode():
+            logits = self.model(inputs)
+            loss = F.cross_entropy(logits, labels, reduction="sum")
+        return loss.item(), int((logits.argmax(dim=1) == labels).sum())
+
+    def export_state(self) -> dict[str, nin.weights.Weights]:
+        params = dict(self.model.named_parameters())
+        momentum = {}
+        for name in nin.weight_shapes(self.spec):
+            buffer = self.optimizer.state.get(params[name], {}).get("momentum_buffer")
+            momentum[name] = _numpy(buffer) if buffer is not None else np.zeros(params[name].shape, np.float32)
+        return {"weights": export_state(self.model), "momentum": momentum}
+
+    def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
+        load_state(self.model, state["weights"])
+        momentum = nin.validate_weights(self.spec, state["momentum"])
+        for name, param in self.model.named_parameters():
+            buffer = torch.empty_like(param).copy_(torch.from_numpy(momentum[name]))
+            self.optimizer.state[param]["momentum_buffer"] = buffer
