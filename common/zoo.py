@@ -231,7 +231,9 @@ def nin_mnist(num_classes=10, in_channels=1, input_size=28) -> NiNSpec:
         nin_block(64, 3, 1, 1, mlp=(64, num_classes)),
         GlobalAvgPool(),
     )
-    return NiNSpec("nin_mnist", in_channels, _size(input_size), num_classes, layers, "nin-suite, after Caffe NIN-CIFAR10")
+    return NiNSpec(
+        "nin_mnist", in_channels, _size(input_size), num_classes, layers, "nin-suite, after Caffe NIN-CIFAR10"
+    )
 
 
 # -- small and volumetric --------------------------------------------------------------------
