@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .shapes import check_input, window_out
+from .shapes import avg_pool_divisor, check_input, pool_padding, window_out
 from .spec import AvgPool, Dropout, GlobalAvgPool, Linear, MaxPool, NiNBlock, NiNSpec
 from .weights import Weights, validate_weights, weight_shapes
 
@@ -74,17 +74,11 @@ def conv_backward(dy, cache):
 
 
 def _pool_geometry(x, pool):
-    sizes = x.shape[2:]
     out = tuple(
         window_out(n, k, s, p, pool.ceil_mode)
-        for n, k, s, p in zip(sizes, pool.kernel, pool.stride, pool.padding, strict=True)
+        for n, k, s, p in zip(x.shape[2:], pool.kernel, pool.stride, pool.padding, strict=True)
     )
-    # ceil mode can let the last window hang past the padded input: pad enough to cover it
-    high = tuple(
-        max(p, (o - 1) * s + k - n - p)
-        for n, k, s, p, o in zip(sizes, pool.kernel, pool.stride, pool.padding, out, strict=True)
-    )
-    return out, high
+    return out, tuple(high for _, high in pool_padding(x.shape[2:], pool))
 
 
 def max_pool_forward(x, pool: MaxPool):
@@ -106,23 +100,11 @@ def max_pool_backward(dy, cache):
     return _crop(dxp, pool.padding, x_shape)
 
 
-def _avg_divisor(sizes, pool, out) -> np.ndarray:
-    """Caffe's / PyTorch's count_include_pad divisor: the window clipped at n + padding."""
-    per_dim = []
-    for n, k, s, p, o in zip(sizes, pool.kernel, pool.stride, pool.padding, out, strict=True):
-        start = np.arange(o) * s - p
-        per_dim.append(np.minimum(start + k, n + p) - start)
-    divisor = per_dim[0]
-    for d in per_dim[1:]:
-        divisor = np.multiply.outer(divisor, d)
-    return divisor.astype(np.float64)
-
-
 def avg_pool_forward(x, pool: AvgPool):
     out, high = _pool_geometry(x, pool)
     xp = _pad(x, pool.padding, high, 0.0)
     win = _windows(xp, pool.kernel, pool.stride, out)
-    divisor = _avg_divisor(x.shape[2:], pool, out)
+    divisor = avg_pool_divisor(x.shape[2:], pool)
     y = win.sum(axis=tuple(range(2 + len(out), win.ndim))) / divisor
     return y, (xp.shape, divisor, pool, x.shape)
 

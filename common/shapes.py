@@ -34,6 +34,26 @@ def window_out(n: int, kernel: int, stride: int, padding: int, ceil_mode: bool =
     return out
 
 
+def pool_padding(size: tuple[int, ...], pool: MaxPool | AvgPool) -> tuple[tuple[int, int], ...]:
+    """``(low, high)`` padding per spatial dimension that makes every window of ``pool`` whole:
+    the spec's padding, plus, in ceil mode, enough on the high side for the last window."""
+    pads = []
+    for n, k, s, p in zip(size, pool.kernel, pool.stride, pool.padding, strict=True):
+        out = window_out(n, k, s, p, pool.ceil_mode)
+        pads.append((p, max(p, (out - 1) * s + k - n - p)))
+    return tuple(pads)
+
+
+def avg_pool_divisor(size: tuple[int, ...], pool: AvgPool) -> np.ndarray:
+    """The divisor of every output position (shape: the output's spatial size): the window
+    clipped at input + padding, Caffe's rule and PyTorch's ``count_include_pad=True``."""
+    divisor = np.ones((), np.float64)
+    for n, k, s, p in zip(size, pool.kernel, pool.stride, pool.padding, strict=True):
+        start = np.arange(window_out(n, k, s, p, pool.ceil_mode)) * s - p
+        divisor = np.multiply.outer(divisor, np.minimum(start + k, n + p) - start)
+    return divisor
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """One row of the layer table."""

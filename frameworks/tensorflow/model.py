@@ -71,6 +71,7 @@ class _WindowPooling(keras.layers.Layer):
         super().__init__(**kwargs)
         self.pool_size, self.strides, self.padding = tuple(pool_size), tuple(strides), tuple(padding)
         self.ceil_mode = ceil_mode
+        self._pool = self._SPEC(self.pool_size, self.strides, self.padding, ceil_mode)
 
     def _windows(self, size: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
         """Output size and the (low, high) padding per spatial dimension of an input ``size``."""
@@ -78,11 +79,7 @@ class _WindowPooling(keras.layers.Layer):
             raise ValueError(f"{self.name} needs a static spatial size to place its windows; got {size}")
         windows = zip(size, self.pool_size, self.strides, self.padding, strict=True)
         out = tuple(nin.shapes.window_out(n, k, s, p, self.ceil_mode) for n, k, s, p in windows)
-        pads = [
-            (p, max(p, (o - 1) * s + k - n - p))
-            for n, k, s, p, o in zip(size, self.pool_size, self.strides, self.padding, out, strict=True)
-        ]
-        return out, pads
+        return out, list(nin.shapes.pool_padding(size, self._pool))
 
     def _pool_input(self, inputs, value: float):
         """The input padded with ``value`` so that a 'valid' pool gives every window."""
@@ -111,6 +108,8 @@ class MaxPooling(_WindowPooling):
     Keras' ``MaxPooling2D`` knows only 'valid' and 'same' and rounds down; this takes the
     spec's padding amount and Caffe's ceil mode."""
 
+    _SPEC = nin.MaxPool
+
     def call(self, inputs):
         padded, _ = self._pool_input(inputs, -math.inf)
         return ops.max_pool(padded, self.pool_size, self.strides, padding="valid", data_format="channels_last")
@@ -125,6 +124,8 @@ class AveragePooling(_WindowPooling):
     ``n + p`` therefore divide by fewer cells.  Computed as a 'valid' average over the
     zero-padded input (which divides by the full window) times a constant correction."""
 
+    _SPEC = nin.AvgPool
+
     def call(self, inputs):
         padded, out = self._pool_input(inputs, 0.0)
         mean = ops.average_pool(padded, self.pool_size, self.strides, padding="valid", data_format="channels_last")
@@ -133,11 +134,7 @@ class AveragePooling(_WindowPooling):
 
     def _divisor_correction(self, size, out) -> np.ndarray | None:
         """``window / clipped divisor`` shaped (1, *out, 1), or None where it is 1 everywhere."""
-        divisor = np.ones((), np.float64)
-        for n, k, s, p, o in zip(size, self.pool_size, self.strides, self.padding, out, strict=True):
-            start = np.arange(o) * s - p
-            divisor = np.multiply.outer(divisor, np.minimum(start + k, n + p) - start)
-        correction = math.prod(self.pool_size) / divisor
+        correction = math.prod(self.pool_size) / nin.shapes.avg_pool_divisor(size, self._pool)
         if np.all(correction == 1.0):
             return None
         return correction.reshape(1, *out, 1).astype(np.float32)
