@@ -1,1 +1,34 @@
-"""jax backend (in progress)."""
+"""The JAX/Flax backend: ``NiN`` and ``nin_block`` in ``flax.linen`` (channels-last), and the
+conformance adapter (``build``, ``forward``, ...).  Imported only when asked for:
+``nin.get_backend("jax")``."""
+
+from __future__ import annotations
+
+from .adapter import (
+    FlaxNiN,
+    build,
+    export_state,
+    forward,
+    framework_version,
+    gpu_available,
+    intermediates,
+    load_state,
+    loss_and_grads,
+    param_count,
+)
+from .model import NiN, nin_block
+
+__all__ = [
+    "FlaxNiN",
+    "NiN",
+    "build",
+    "export_state",
+    "forward",
+    "framework_version",
+    "gpu_available",
+    "intermediates",
+    "load_state",
+    "loss_and_grads",
+    "nin_block",
+    "param_count",
+]

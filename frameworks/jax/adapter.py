@@ -1,0 +1,227 @@
+"""The conformance contract for JAX/Flax (see frameworks/README.md).
+
+Flax modules hold no state, so the "model" here is a ``FlaxNiN``: the ``NiN`` module, its
+parameter tree, the device it lives on and a dropout PRNG key that advances on every
+training-mode forward.  All layout conversion happens in this file:
+
+* input: NCHW (NCDHW) → NHWC (NDHWC), inside the compiled functions;
+* convolution kernels: canonical (out, in, kh, kw) ↔ Flax HWIO;
+* the fully connected head: canonical ``head.weight`` is (out, C·H·W) over (C, H, W)-flattened
+  features; the Flax model flattens its native (H, W, C) activations, so the rows are permuted
+  to (H·W·C, out) here rather than transposing activations in the model;
+* activations out: NHWC → NCHW.
+
+The forward, intermediate and gradient functions are ``jax.jit``-compiled once per
+(module, input shape): modules hash by value, so every model built from equal specs shares
+the compiled code.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+import nin
+from nin.weights import Weights
+
+from .model import NiN
+
+DEVICES = ("cpu", "gpu")
+
+
+@dataclass
+class FlaxNiN:
+    """A built network: ``module.apply({"params": params}, x_nhwc, train=...)`` runs it.
+
+    ``key`` is split on every ``forward(..., train=True)`` so each call draws a fresh dropout
+    mask; evaluation never touches it."""
+
+    module: NiN
+    params: dict = field(repr=False)
+    device: jax.Device
+    key: jax.Array = field(repr=False)
+
+    @property
+    def spec(self) -> nin.NiNSpec:
+        return self.module.spec
+
+
+# -- layout conversion ---------------------------------------------------------------------------
+
+
+def _channels_last(x: jax.Array) -> jax.Array:
+    return jnp.moveaxis(x, 1, -1)
+
+
+def _channels_first(x: jax.Array) -> jax.Array:
+    return jnp.moveaxis(x, -1, 1) if x.ndim > 2 else x
+
+
+def _head_input_shape(spec: nin.NiNSpec) -> tuple[int, ...]:
+    """(C, H, W) of the activations the head flattens."""
+    shapes = list(nin.output_shapes(spec).values())
+    return shapes[-2] if len(shapes) > 1 else (spec.in_channels, *spec.input_size)
+
+
+def _head_rows(spec: nin.NiNSpec) -> np.ndarray:
+    """For each row of the native (H, W, C)-flattened head kernel, the canonical (C, H, W)
+    feature index it holds."""
+    chw = _head_input_shape(spec)
+    return np.arange(math.prod(chw)).reshape(chw).transpose(*range(1, len(chw)), 0).reshape(-1)
+
+
+def _path(name: str) -> tuple[str, ...]:
+    """Canonical name → path in the Flax parameter tree (see ``model.py``):
+    ``block0.conv1.weight`` → ``("block0", "Conv_1", "kernel")``, ``head.bias`` → ``("Dense_0", "bias")``."""
+    *layer, leaf = name.split(".")
+    leaf = "kernel" if leaf == "weight" else "bias"
+    if layer == ["head"]:
+        return ("Dense_0", leaf)
+    block, conv = layer
+    return (block, f"Conv_{conv.removeprefix('conv')}", leaf)
+
+
+def _lookup(tree, path: tuple[str, ...] | list[str]):
+    """``tree[path[0]][path[1]]...``"""
+    return functools.reduce(lambda node, key: node[key], path, tree)
+
+
+def _to_native(spec: nin.NiNSpec, weights: Weights) -> dict:
+    tree: dict = {}
+    for name, value in weights.items():
+        if name == "head.weight":
+            value = value.T[_head_rows(spec)]
+        elif name.endswith(".weight"):
+            value = value.transpose(*range(2, value.ndim), 1, 0)
+        *parents, leaf = _path(name)
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return tree
+
+
+def _to_canonical(spec: nin.NiNSpec, tree) -> Weights:
+    weights: Weights = {}
+    for name in nin.weight_shapes(spec):
+        value = np.asarray(_lookup(tree, _path(name)), dtype=np.float32)
+        if name == "head.weight":
+            rows = np.empty_like(value)
+            rows[_head_rows(spec)] = value
+            value = rows.T
+        elif name.endswith(".weight"):
+            value = value.transpose(value.ndim - 1, value.ndim - 2, *range(value.ndim - 2))
+        weights[name] = np.ascontiguousarray(value)
+    return weights
+
+
+# -- compiled functions ---------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnames=("module", "train"))
+def _logits(module: NiN, params, x, key, train: bool):
+    return module.apply({"params": params}, _channels_last(x), train=train, rngs={"dropout": key} if train else None)
+
+
+@functools.partial(jax.jit, static_argnames=("module",))
+def _intermediates(module: NiN, params, x):
+    _, state = module.apply({"params": params}, _channels_last(x), train=False, mutable=["intermediates"])
+    return jax.tree.map(_channels_first, state["intermediates"])
+
+
+def _loss(params, module: NiN, x, labels):
+    logits = module.apply({"params": params}, _channels_last(x), train=False)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+_loss_and_grads = jax.jit(jax.value_and_grad(_loss), static_argnames=("module",))
+
+
+# -- the contract ----------------------------------------------------------------------------------
+
+
+def _device(device: str) -> jax.Device:
+    if device not in DEVICES:
+        raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
+    if device == "gpu" and not gpu_available():
+        raise nin.BackendUnavailable(
+            "device='gpu' but JAX sees no GPU (jax.devices() lists only "
+            f"{', '.join(d.platform for d in jax.devices())}); install jax[cuda12] or use device='cpu'"
+        )
+    return jax.devices(device)[0]
+
+
+def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier") -> FlaxNiN:
+    """A ``FlaxNiN`` on ``device`` with ``nin.init_weights(spec, seed, init)`` loaded.  On the
+    GPU every convolution and the head run at ``Precision.HIGHEST`` (no TF32)."""
+    place = _device(device)
+    precision = lax.Precision.HIGHEST if device == "gpu" else None
+    weights = nin.init_weights(spec, seed, init)
+    model = FlaxNiN(NiN(spec, precision=precision), {}, place, jax.device_put(jax.random.key(seed), place))
+    load_state(model, weights)
+    return model
+
+
+def load_state(model: FlaxNiN, weights: Weights) -> None:
+    """Replace the parameters with canonical weights (validated first)."""
+    weights = nin.validate_weights(model.spec, weights)
+    model.params = jax.device_put(_to_native(model.spec, weights), model.device)
+
+
+def export_state(model: FlaxNiN) -> Weights:
+    """Canonical weights, float32, in canonical order and layout."""
+    return _to_canonical(model.spec, model.params)
+
+
+def _input(model: FlaxNiN, x) -> jax.Array:
+    return jax.device_put(nin.check_input(model.spec, x), model.device)
+
+
+def forward(model: FlaxNiN, x, train: bool = False) -> np.ndarray:
+    """Logits (N, num_classes), float32; ``train=True`` draws a fresh dropout mask."""
+    x = _input(model, x)
+    dropout_key = None
+    if train:
+        model.key, dropout_key = jax.random.split(model.key)
+    return np.asarray(_logits(model.module, model.params, x, dropout_key, train))
+
+
+def intermediates(model: FlaxNiN, x) -> dict[str, np.ndarray]:
+    """Every layer's output in evaluation mode, NCHW float32, in ``nin.layer_table`` order."""
+    sown = _intermediates(model.module, model.params, _input(model, x))
+    out = {}
+    for row in nin.layer_table(model.spec, np.shape(x)[2:]):
+        (value,) = _lookup(sown, row.name.split("."))  # sow keeps a tuple of every value sown
+        out[row.name] = np.asarray(value)
+    return out
+
+
+def param_count(model: FlaxNiN) -> int:
+    return sum(leaf.size for leaf in jax.tree.leaves(model.params))
+
+
+def loss_and_grads(model: FlaxNiN, x, labels) -> tuple[float, Weights]:
+    """Mean softmax cross-entropy (evaluation mode) and its gradient per canonical weight."""
+    x = _input(model, x)
+    labels = jax.device_put(nin.check_labels(model.spec, labels, len(x)).astype(np.int32), model.device)
+    loss, grads = _loss_and_grads(model.params, model.module, x, labels)
+    return float(loss), _to_canonical(model.spec, grads)
+
+
+def framework_version() -> str:
+    return f"jax {jax.__version__} (flax {flax.__version__}, optax {optax.__version__})"
+
+
+def gpu_available() -> bool:
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False

@@ -1,0 +1,205 @@
+"""Network in Network in Flax (``flax.linen``), channels-last (NHWC / NDHWC).
+
+Source: Lin, Chen, Yan, "Network In Network", ICLR 2014, arXiv:1312.4400; the code follows the
+JAX tab of Zhang et al., Dive into Deep Learning §8.3 (d2l.ai/chapter_convolutional-modern/nin.html)
+with two drifts of that version fixed: padding is given as explicit ``(low, high)`` pairs, never
+``'SAME'``, and every pool is built from the spec (d2l's JAX code hard-codes 5×5 pooling).
+
+Pooling follows ``nin.spec`` exactly: max pooling pads with −inf, average pooling sums over
+zero padding and divides by the window clipped at input + padding (Caffe's rule, PyTorch's
+``count_include_pad=True``), and ceil mode adds high-side padding so the last window, which
+starts inside the input or its left padding, fits.  ``flax.linen.avg_pool`` divides by the
+full window, which is wrong for ceil-mode windows, so average pooling is a ``reduce_window``
+sum divided by a precomputed divisor.
+
+    net = NiN(nin.get_spec("nin_cifar10"))
+    variables = net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+    logits = net.apply(variables, x_nhwc, train=True, rngs={"dropout": key})
+
+The fully connected head (``nin.Linear``) flattens the native (H, W, C) activations, as any
+Flax model does; ``adapter.py`` permutes the canonical (C, H, W)-ordered weight rows to match.
+
+Two choices are made for XLA:CPU's sake, not the network's: a 1×1 convolution runs as one
+matrix product over all pixels (``conv_general_dilated``), and max pooling has its own
+gradient rule (``max_pool``, a ``jax.custom_vjp``), because XLA:CPU runs JAX's
+select-and-scatter serially.  Both compute the same function and gradient as the plain
+versions; the custom VJP makes max pooling reverse-mode only (``jax.grad``, not ``jax.jvp``).
+
+Parameters keep Flax's own names inside canonically named blocks: ``block1.conv2.weight`` is
+``params["block1"]["Conv_2"]["kernel"]`` and ``head.weight`` is ``params["Dense_0"]["kernel"]``.
+Every layer's output is sown into the ``"intermediates"`` collection under its canonical name
+(``["block1"]["conv2"]``, ``["pool0"]``, ``["dropout0"]``, ``["gap"]``, ``["head"]``); a sown
+name may not repeat a submodule's, which is why the submodules keep Flax's names.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import nin
+from nin.shapes import window_out
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, **options) -> jax.Array:
+    """``lax.conv_general_dilated`` for ``nn.Conv``, except that a 1×1, stride-1, unpadded
+    convolution is one matrix product over all pixels; XLA:CPU computes its kernel gradient
+    several times faster that way than as a convolution."""
+    pointwise = (
+        all(k == 1 for k in rhs.shape[:-2])
+        and all(s == 1 for s in window_strides)
+        and all(tuple(p) == (0, 0) for p in padding)
+        and all(d == 1 for d in options.get("lhs_dilation") or ())
+        and options.get("feature_group_count", 1) == 1
+    )
+    if not pointwise:
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
+    y = jnp.dot(lhs.reshape(-1, lhs.shape[-1]), rhs.reshape(rhs.shape[-2:]), precision=options.get("precision"))
+    return y.reshape(*lhs.shape[:-1], rhs.shape[-1])
+
+
+class MlpConv(nn.Module):
+    """An mlpconv block: each convolution of ``block_spec`` followed by ReLU (``conv0`` is the
+    spatial one, the rest are the paper's 1×1 "cccp" layers)."""
+
+    block_spec: nin.NiNBlock
+    precision: lax.Precision | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for c, cv in enumerate(self.block_spec.convs):
+            conv = nn.Conv(
+                cv.out_channels,
+                cv.kernel,
+                cv.stride,
+                padding=[(p, p) for p in cv.padding],
+                precision=self.precision,
+                conv_general_dilated=conv_general_dilated,
+            )
+            x = nn.relu(conv(x))
+            self.sow("intermediates", f"conv{c}", x)
+        return x
+
+
+def nin_block(block_spec: nin.NiNBlock, *, precision: lax.Precision | None = None, name: str | None = None) -> MlpConv:
+    """The Flax module of one spec block (``nin.nin_block(96, 11, 4, 0)`` describes one)."""
+    return MlpConv(block_spec, precision=precision, name=name)
+
+
+def pool_padding(size: tuple[int, ...], pool: nin.MaxPool | nin.AvgPool) -> tuple[tuple[int, int], ...]:
+    """``(low, high)`` padding per spatial dimension; ceil mode pads the high side enough to
+    hold the last window."""
+    pads = []
+    for n, k, s, p in zip(size, pool.kernel, pool.stride, pool.padding, strict=True):
+        out = window_out(n, k, s, p, pool.ceil_mode)
+        pads.append((p, max(p, (out - 1) * s + k - n - p)))
+    return tuple(pads)
+
+
+def avg_pool_divisor(size: tuple[int, ...], pool: nin.AvgPool) -> np.ndarray:
+    """Per output position, the window size clipped at input + padding (``nin.spec``'s rule),
+    shaped ``(*out, 1)`` to broadcast over channels-last activations."""
+    divisor = np.ones((), np.float32)
+    for n, k, s, p in zip(size, pool.kernel, pool.stride, pool.padding, strict=True):
+        start = np.arange(window_out(n, k, s, p, pool.ceil_mode)) * s - p
+        divisor = np.multiply.outer(divisor, np.minimum(start + k, n + p) - start)
+    return divisor[..., None].astype(np.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def max_pool(x: jax.Array, pool: nin.MaxPool) -> jax.Array:
+    """Max pooling with −inf padding (``flax.linen.max_pool`` pads with its −inf init value).
+    Its gradient goes to the first maximum of each window, as in Caffe and PyTorch."""
+    return nn.max_pool(x, pool.kernel, pool.stride, padding=pool_padding(x.shape[1:-1], pool))
+
+
+def _max_pool_forward(x: jax.Array, pool: nin.MaxPool) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    y = max_pool(x, pool)
+    return y, (x, y)
+
+
+def _max_pool_backward(pool: nin.MaxPool, saved: tuple[jax.Array, jax.Array], dy: jax.Array) -> tuple[jax.Array]:
+    """Route each window's gradient to its first maximum with plain slices and pads.
+
+    The padded input is viewed in stride phases, ``(N, M1, s1, M2, s2, ..., C)`` (``M`` cells
+    of ``s`` per dimension): kernel offset ``o`` reads phase ``o % s`` from cell ``o // s`` on,
+    so each offset's gradient is a pad of ``dy`` within its phase, and the phases are
+    interleaved back at the end.  (Strided slices and interior pads are slow on XLA:CPU.)"""
+    x, y = saved
+    batch, *size, channels = x.shape
+    out, stride = y.shape[1:-1], pool.stride
+    pads = pool_padding(tuple(size), pool)
+    cells = [
+        max(-(-(n + lo + hi) // s), o + (k - 1) // s)
+        for n, (lo, hi), s, o, k in zip(size, pads, stride, out, pool.kernel, strict=True)
+    ]
+    widths = [(lo, m * s - n - lo) for m, s, n, (lo, _) in zip(cells, stride, size, pads, strict=True)]
+    xp = jnp.pad(x, [(0, 0), *widths, (0, 0)], constant_values=-jnp.inf)
+    xp = xp.reshape(batch, *itertools.chain(*zip(cells, stride, strict=True)), channels)
+    phase_grads: dict[tuple[int, ...], jax.Array] = {}
+    unclaimed = jnp.ones(y.shape, bool)
+    for offset in itertools.product(*(range(k) for k in pool.kernel)):
+        shift = [o // s for o, s in zip(offset, stride, strict=True)]
+        phase = tuple(o % s for o, s in zip(offset, stride, strict=True))
+        window = itertools.chain(*((slice(q, q + n), r) for q, n, r in zip(shift, out, phase, strict=True)))
+        first = unclaimed & (xp[(slice(None), *window)] == y)
+        unclaimed &= ~first
+        grad = jnp.pad(
+            jnp.where(first, dy, 0.0),
+            [(0, 0), *((q, m - n - q) for q, m, n in zip(shift, cells, out, strict=True)), (0, 0)],
+        )
+        phase_grads[phase] = phase_grads[phase] + grad if phase in phase_grads else grad
+    zeros = jnp.zeros((batch, *cells, channels), x.dtype)
+    grads = jnp.stack([phase_grads.get(phase, zeros) for phase in itertools.product(*(range(s) for s in stride))])
+    # (s1, ..., sd, N, M1, ..., Md, C) → (N, M1, s1, ..., Md, sd, C) → (N, M1·s1, ..., C)
+    nd = len(stride)
+    grads = grads.reshape(*stride, batch, *cells, channels)
+    grads = grads.transpose(nd, *itertools.chain(*((nd + 1 + d, d) for d in range(nd))), 2 * nd + 1)
+    grads = grads.reshape(batch, *(m * s for m, s in zip(cells, stride, strict=True)), channels)
+    return (grads[(slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(pads, size, strict=True)))],)
+
+
+max_pool.defvjp(_max_pool_forward, _max_pool_backward)
+
+
+def avg_pool(x: jax.Array, pool: nin.AvgPool) -> jax.Array:
+    """Average pooling: a sum over zero-padded windows divided by the clipped window size."""
+    size = x.shape[1:-1]
+    padding = ((0, 0), *pool_padding(size, pool), (0, 0))
+    summed = lax.reduce_window(x, 0.0, lax.add, (1, *pool.kernel, 1), (1, *pool.stride, 1), padding)
+    return summed / avg_pool_divisor(size, pool)
+
+
+class NiN(nn.Module):
+    """A whole Network in Network, built from a ``nin.NiNSpec``, on channels-last input.
+
+    ``train=True`` applies dropout and needs a ``"dropout"`` rng.  ``precision`` is passed to
+    every convolution and the head (``lax.Precision.HIGHEST`` keeps GPUs off TF32)."""
+
+    spec: nin.NiNSpec
+    precision: lax.Precision | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        for name, layer in self.spec.named_layers():
+            if isinstance(layer, nin.NiNBlock):
+                x = nin_block(layer, precision=self.precision, name=name)(x)
+                continue
+            if isinstance(layer, nin.MaxPool):
+                x = max_pool(x, layer)
+            elif isinstance(layer, nin.AvgPool):
+                x = avg_pool(x, layer)
+            elif isinstance(layer, nin.Dropout):
+                x = nn.Dropout(layer.rate, deterministic=not train)(x)
+            elif isinstance(layer, nin.GlobalAvgPool):
+                x = jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
+            else:
+                x = nn.Dense(layer.out_features, precision=self.precision)(x.reshape(x.shape[0], -1))
+            self.sow("intermediates", name, x)
+        return x
