@@ -44,7 +44,7 @@ import numpy as np
 from jax import lax
 
 import nin
-from nin.shapes import window_out
+from nin.shapes import avg_pool_divisor, pool_padding
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, **options) -> jax.Array:
@@ -90,26 +90,6 @@ class MlpConv(nn.Module):
 def nin_block(block_spec: nin.NiNBlock, *, precision: lax.Precision | None = None, name: str | None = None) -> MlpConv:
     """The Flax module of one spec block (``nin.nin_block(96, 11, 4, 0)`` describes one)."""
     return MlpConv(block_spec, precision=precision, name=name)
-
-
-def pool_padding(size: tuple[int, ...], pool: nin.MaxPool | nin.AvgPool) -> tuple[tuple[int, int], ...]:
-    """``(low, high)`` padding per spatial dimension; ceil mode pads the high side enough to
-    hold the last window."""
-    pads = []
-    for n, k, s, p in zip(size, pool.kernel, pool.stride, pool.padding, strict=True):
-        out = window_out(n, k, s, p, pool.ceil_mode)
-        pads.append((p, max(p, (out - 1) * s + k - n - p)))
-    return tuple(pads)
-
-
-def avg_pool_divisor(size: tuple[int, ...], pool: nin.AvgPool) -> np.ndarray:
-    """Per output position, the window size clipped at input + padding (``nin.spec``'s rule),
-    shaped ``(*out, 1)`` to broadcast over channels-last activations."""
-    divisor = np.ones((), np.float32)
-    for n, k, s, p in zip(size, pool.kernel, pool.stride, pool.padding, strict=True):
-        start = np.arange(window_out(n, k, s, p, pool.ceil_mode)) * s - p
-        divisor = np.multiply.outer(divisor, np.minimum(start + k, n + p) - start)
-    return divisor[..., None].astype(np.float32)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -173,7 +153,7 @@ def avg_pool(x: jax.Array, pool: nin.AvgPool) -> jax.Array:
     size = x.shape[1:-1]
     padding = ((0, 0), *pool_padding(size, pool), (0, 0))
     summed = lax.reduce_window(x, 0.0, lax.add, (1, *pool.kernel, 1), (1, *pool.stride, 1), padding)
-    return summed / avg_pool_divisor(size, pool)
+    return summed / avg_pool_divisor(size, pool)[..., None].astype(np.float32)
 
 
 class NiN(nn.Module):
