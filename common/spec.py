@@ -77,7 +77,9 @@ class NiNBlock:
 
 
 @dataclass(frozen=True)
-class MaxPool:
+class _Pool:
+    """The window of a pooling layer (the rules are in the module docstring)."""
+
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
     padding: tuple[int, ...]
@@ -88,16 +90,13 @@ class MaxPool:
 
 
 @dataclass(frozen=True)
-class AvgPool:
-    """Average pooling; the divisor rule is in the module docstring."""
+class MaxPool(_Pool):
+    """Max pooling; padding is −inf."""
 
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    padding: tuple[int, ...]
-    ceil_mode: bool = False
 
-    def __post_init__(self) -> None:
-        _check_pool(self)
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    """Average pooling; the divisor is the window clipped at input + padding."""
 
 
 @dataclass(frozen=True)
