@@ -4,6 +4,7 @@ nin summary MODEL [--input-size H W] [--num-classes K] [--backend NAME] [--json]
 nin compare [MODEL] [--backends ...] [--json F]
 nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
 nin models
+nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 from .errors import NinError
+
+
+def _check_input_size(spec, sizes: list[int]) -> None:
+    if len(sizes) != spec.ndim:
+        raise NinError(f"{spec.name} is {spec.ndim}-D: --input-size needs {spec.ndim} numbers; got {sizes}")
 
 
 def _summary(args) -> int:
@@ -22,10 +29,7 @@ def _summary(args) -> int:
 
     spec = get_spec(args.model, num_classes=args.num_classes, in_channels=args.in_channels)
     if args.input_size:
-        if len(args.input_size) != spec.ndim:
-            raise NinError(
-                f"{spec.name} is {spec.ndim}-D: --input-size needs {spec.ndim} numbers; got {args.input_size}"
-            )
+        _check_input_size(spec, args.input_size)
         spec = get_spec(
             args.model, num_classes=args.num_classes, in_channels=args.in_channels, input_size=tuple(args.input_size)
         )
@@ -78,6 +82,67 @@ def _conformance(args) -> int:
     return 0 if result["passed"] else 1
 
 
+# the recipe's command-line options: flag -> Recipe field (an option left out keeps the default)
+_RECIPE_FLAGS = {
+    "--epochs": "epochs",
+    "--batch-size": "batch_size",
+    "--lr": "lr",
+    "--momentum": "momentum",
+    "--weight-decay": "weight_decay",
+    "--schedule": "schedule",
+    "--warmup-epochs": "warmup_epochs",
+    "--init": "init",
+}
+
+
+def _train(args) -> int:
+    from .data import load_dataset
+    from .frameworks import list_backends
+    from .train import Recipe, TrainingInterrupted, fit, get_trainer, parse_seeds, run_seeds
+    from .zoo import get_spec
+
+    known = ["numpy", *list_backends()]
+    if args.backend not in known:
+        raise NinError(f"unknown backend {args.backend!r}; known backends: {', '.join(known)}")
+    fields = (*_RECIPE_FLAGS.values(), "seed")
+    given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    if args.no_dropout:
+        given["dropout"] = False
+    recipe = Recipe(**given)
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    spec = get_spec(args.model)
+    if args.input_size:
+        _check_input_size(spec, args.input_size)
+    size = tuple(args.input_size) if args.input_size else spec.input_size
+    dataset = load_dataset(args.data, input_size=size)
+    spec = get_spec(args.model, in_channels=dataset.in_channels, num_classes=dataset.num_classes, input_size=size)
+    progress = not args.no_progress
+    try:
+        if seeds is None:
+            trainer = get_trainer(args.backend, spec, recipe, args.device)
+            history = fit(trainer, dataset, recipe, args.out, resume=args.resume, progress=progress)
+            last = history[-1]
+            print(
+                f"{args.backend} {spec.name} on {dataset.name}: test accuracy {last['test_acc']:.4f} "
+                f"after {last['epoch']} epochs; metrics, curves and checkpoint in {args.out}"
+            )
+            return 0
+        summary = run_seeds(args.backend, spec, dataset, recipe, seeds, args.out, args.resume, progress, args.device)
+    except TrainingInterrupted as e:
+        command = shlex.join(["nin", *args.argv, *([] if args.resume else ["--resume"])])
+        print(
+            f"nin train: interrupted; the state after epoch {e.epoch} is saved in {e.checkpoint}. Resume with: {command}",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"{args.backend} {spec.name} on {dataset.name}, seeds {args.seeds}: final test accuracy "
+        f"{summary['mean_test_acc']:.4f} ± {summary['std_test_acc']:.4f}; "
+        f"{summary['stuck']}/{len(seeds)} stuck (≤ {summary['stuck_threshold']:.3f}); summary in {args.out}/summary.json"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .frameworks import list_backends
     from .zoo import list_models
@@ -111,12 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--markdown", metavar="FILE")
     p.set_defaults(run=_conformance)
+
+    from .train import SCHEDULES, Recipe
+    from .weights import INITIALIZERS
+
+    p = sub.add_parser("train", help="train with the shared recipe; metrics, curves and resumable checkpoints")
+    p.add_argument("--backend", required=True, help=f"numpy (the slow oracle) or one of: {', '.join(list_backends())}")
+    p.add_argument("--model", default="nin_mnist", help="a zoo model (default nin_mnist)")
+    p.add_argument(
+        "--data",
+        default="mnist5k",
+        help="mnist5k | fashion-mnist:DIR | cifar10:DIR | synthetic[:CxHxW] (default mnist5k)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="metrics.jsonl, curves.png, checkpoint.npz go here")
+    known = {"schedule": f" (of {', '.join(SCHEDULES)})", "init": f" (of {', '.join(INITIALIZERS)})"}
+    for flag, field in _RECIPE_FLAGS.items():
+        default = getattr(Recipe, field)
+        p.add_argument(flag, type=type(default), help=f"default {default}{known.get(field, '')}")
+    p.add_argument("--no-dropout", action="store_true", help="train with every dropout rate set to 0")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help=f"default {Recipe.seed}")
+    seeds.add_argument("--seeds", metavar="A-B", help="one run per seed in DIR/seed{S}, then mean ± std and stuck runs")
+    p.add_argument(
+        "--input-size", type=int, nargs="+", metavar="N", help="resize the data and build the model at this size"
+    )
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+    p.set_defaults(run=_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return args.run(args)
     except NinError as e:
