@@ -82,6 +82,35 @@ def _conformance(args) -> int:
     return 0 if result["passed"] else 1
 
 
+def _bench(args) -> int:
+    from .bench import bench, bench_markdown, bench_plot, bench_text
+    from .frameworks import available_backends, list_backends
+    from .zoo import get_spec
+
+    backends = args.backends or available_backends()
+    for name in backends:
+        if name not in list_backends():
+            raise NinError(f"unknown backend {name!r}; known backends: {', '.join(list_backends())}")
+    for model in args.models:
+        spec = get_spec(model)
+        if args.input_size:
+            _check_input_size(spec, args.input_size)
+    result = bench(
+        backends, args.models, args.batch_sizes, args.input_size, args.device, args.threads,
+        args.warmup, args.repeats, not args.no_peer, log=lambda line: print(line, file=sys.stderr),
+    )  # fmt: skip
+    print(bench_text(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(bench_markdown(result) + "\n")
+    if args.plot:
+        bench_plot(result, args.plot)
+    return 0 if all("error" not in r for r in result["records"]) else 1
+
+
 # the recipe's command-line options: flag -> Recipe field (an option left out keeps the default)
 _RECIPE_FLAGS = {
     "--epochs": "epochs",
@@ -204,6 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     p.set_defaults(run=_train)
+
+    from . import visualize
+
+    visualize.add_arguments(sub.add_parser("visualize", help=visualize.HELP)).set_defaults(run=visualize.run)
+
+    p = sub.add_parser("bench", help="forward and training-step speed side by side, as a share of this machine's peak")
+    p.add_argument("--backends", nargs="+", default=None, metavar="NAME")
+    p.add_argument("--models", nargs="+", default=["nin_d2l"], metavar="NAME")
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[32], metavar="B")
+    p.add_argument("--input-size", type=int, nargs="+", metavar="N")
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    p.add_argument("--threads", type=int, help="threads for every framework (default: all cores)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--no-peer", action="store_true", help="skip the d2l book's code")
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--markdown", metavar="FILE")
+    p.add_argument("--plot", metavar="FILE", help="PNG bar chart")
+    p.set_defaults(run=_bench)
     return parser
 
 

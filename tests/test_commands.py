@@ -1,0 +1,97 @@
+"""The commands that run backends: ``nin compare``, ``nin conformance``, ``nin bench`` and
+``nin summary --backend``, end to end in subprocesses, on the small models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import selected_backends
+
+import nin
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _nin(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nin.cli", *args], capture_output=True, text=True, env=ENV)
+
+
+def test_compare_table_and_json(tmp_path):
+    out = _nin("compare", "nin_tiny", "--backends", *selected_backends(), "--json", str(tmp_path / "c.json"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads((tmp_path / "c.json").read_text())
+    assert [r["backend"] for r in result["rows"]] == selected_backends()
+    for row in result["rows"]:
+        if row["status"] == "unavailable":
+            continue
+        assert row["status"] == "ok", row
+        assert row["params"] == nin.param_count(nin.get_spec("nin_tiny"))
+        assert row["output_shape"] == [8, 10] and row["max_abs_diff"] <= 1e-4
+    assert "max|Δ| vs ref" in out.stdout
+
+
+def test_compare_reports_an_unavailable_backend(monkeypatch):
+    from nin import compare, frameworks
+
+    monkeypatch.setitem(frameworks._REQUIRES, "mxnet", ("surely_not_installed_module",))
+    result = compare.compare("nin_tiny", ["mxnet"], batch_size=2, repeats=1)
+    assert result["rows"][0]["status"] == "unavailable"
+    assert "nin-suite[mxnet]" in compare.compare_text(result)
+
+
+def test_conformance_matrix(tmp_path):
+    out = _nin(
+        "conformance", "--models", "nin_tiny", "nin3d", "--backends", *selected_backends(),
+        "--json", str(tmp_path / "m.json"), "--markdown", str(tmp_path / "m.md"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["passed"] and len(result["cells"]) + len(result["unavailable"]) >= len(selected_backends())
+    assert all(c["forward_err"] <= 1e-4 and c["grad_err"] <= 1e-3 for c in result["cells"])
+    assert (tmp_path / "m.md").read_text().startswith("| backend | model |")
+
+
+def test_conformance_fails_loudly_on_unknown_model():
+    out = _nin("conformance", "--models", "nin_nope")
+    assert out.returncode == 2 and "known models" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("backend", selected_backends())
+def test_summary_read_off_the_live_model(backend):
+    out = _nin("summary", "nin_cifar10", "--backend", backend, "--json")
+    if out.returncode == 2 and "not installed" in out.stderr:
+        pytest.skip(out.stderr.strip())
+    assert out.returncode == 0, out.stderr
+    live = json.loads(out.stdout)
+    spec = json.loads(_nin("summary", "nin_cifar10", "--json").stdout)
+    assert live == spec
+
+
+def test_bench_record(tmp_path):
+    backend = selected_backends()[0]
+    out = _nin(
+        "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--repeats", "1",
+        "--warmup", "0", "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md"),
+        "--plot", str(tmp_path / "b.png"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads((tmp_path / "b.json").read_text())
+    (record,) = result["records"]
+    for key in (
+        "peak_gflops",
+        "forward_s",
+        "train_step_s",
+        "train_gflops",
+        "peak_fraction",
+        "first_call_s",
+        "peak_rss_mb",
+    ):
+        assert record[key] > 0, key
+    assert record["train_gflops"] == pytest.approx(
+        3 * 2 * 2 * nin.mac_count(nin.get_spec("nin_tiny")) / record["train_step_s"] / 1e9
+    )
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
