@@ -146,10 +146,13 @@ def _train(args) -> int:
     dataset = load_dataset(args.data, input_size=size)
     spec = get_spec(args.model, in_channels=dataset.in_channels, num_classes=dataset.num_classes, input_size=size)
     progress = not args.no_progress
+    if args.visualize_every and seeds is not None:
+        raise NinError("--visualize-every watches one run; use it with --seed, not --seeds")
     try:
         if seeds is None:
             trainer = get_trainer(args.backend, spec, recipe, args.device)
-            history = fit(trainer, dataset, recipe, args.out, resume=args.resume, progress=progress)
+            on_epoch = _epoch_pictures(args, dataset) if args.visualize_every else None
+            history = fit(trainer, dataset, recipe, args.out, resume=args.resume, progress=progress, on_epoch=on_epoch)
             last = history[-1]
             print(
                 f"{args.backend} {spec.name} on {dataset.name}: test accuracy {last['test_acc']:.4f} "
@@ -170,6 +173,25 @@ def _train(args) -> int:
         f"{summary['stuck']}/{len(seeds)} stuck (≤ {summary['stuck_threshold']:.3f}); summary in {args.out}/summary.json"
     )
     return 0
+
+
+def _epoch_pictures(args, dataset):
+    """An ``on_epoch`` hook for ``fit``: every N epochs, the feature maps, channel GIFs and
+    class activation maps of the first test example, in DIR/visualize/epochNNN."""
+    from pathlib import Path
+
+    from .visualize import visualize
+
+    sample = dataset.x_test[:1]
+
+    def on_epoch(record, trainer) -> None:
+        if record["epoch"] % args.visualize_every == 0:
+            out = Path(args.out) / "visualize" / f"epoch{record['epoch']:03d}"
+            note = f"epoch {record['epoch']}, test accuracy {record['test_acc']:.3f}"
+            weights = trainer.export_state()["weights"]
+            visualize(args.backend, trainer.spec, weights, sample, out, dataset.classes, note=note)
+
+    return on_epoch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument(
+        "--visualize-every", type=int, metavar="N", help="every N epochs, save feature GIFs and class maps in DIR/visualize"
+    )
     p.set_defaults(run=_train)
 
     from . import visualize

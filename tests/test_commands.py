@@ -95,3 +95,14 @@ def test_bench_record(tmp_path):
         3 * 2 * 2 * nin.mac_count(nin.get_spec("nin_tiny")) / record["train_step_s"] / 1e9
     )
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_visualize_every(tmp_path):
+    out = _nin(
+        "train", "--backend", "numpy", "--model", "nin_tiny", "--data", "synthetic:3x16x16", "--epochs", "2",
+        "--batch-size", "128", "--out", str(tmp_path), "--visualize-every", "2", "--no-progress",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not (tmp_path / "visualize" / "epoch001").exists()
+    pictures = {p.name for p in (tmp_path / "visualize" / "epoch002").iterdir()}
+    assert {"block0_channels.gif", "block2_features.png", "cam.png", "cam_classes.gif"} <= pictures
