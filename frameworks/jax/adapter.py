@@ -119,7 +119,9 @@ def _to_canonical(spec: nin.NiNSpec, tree) -> Weights:
             value = rows.T
         elif name.endswith(".weight"):
             value = value.transpose(value.ndim - 1, value.ndim - 2, *range(value.ndim - 2))
-        weights[name] = np.ascontiguousarray(value)
+        # A copy: np.asarray of a CPU jax.Array is a read-only view of its buffer, which would
+        # also keep the buffer from being donated to a training step.
+        weights[name] = np.array(value, order="C")
     return weights
 
 
@@ -185,6 +187,11 @@ def _input(model: FlaxNiN, x) -> jax.Array:
     return jax.device_put(nin.check_input(model.spec, x), model.device)
 
 
+def _labels(model: FlaxNiN, labels, n: int) -> jax.Array:
+    """Checked class labels for a batch of ``n``, int32 on the model's device."""
+    return jax.device_put(nin.check_labels(model.spec, labels, n).astype(np.int32), model.device)
+
+
 def forward(model: FlaxNiN, x, train: bool = False) -> np.ndarray:
     """Logits (N, num_classes), float32; ``train=True`` draws a fresh dropout mask."""
     x = _input(model, x)
@@ -211,7 +218,7 @@ def param_count(model: FlaxNiN) -> int:
 def loss_and_grads(model: FlaxNiN, x, labels) -> tuple[float, Weights]:
     """Mean softmax cross-entropy (evaluation mode) and its gradient per canonical weight."""
     x = _input(model, x)
-    labels = jax.device_put(nin.check_labels(model.spec, labels, len(x)).astype(np.int32), model.device)
+    labels = _labels(model, labels, len(x))
     loss, grads = _loss_and_grads(model.params, model.module, x, labels)
     return float(loss), _to_canonical(model.spec, grads)
 
