@@ -23,6 +23,16 @@ def _check_input_size(spec, sizes: list[int]) -> None:
         raise NinError(f"{spec.name} is {spec.ndim}-D: --input-size needs {spec.ndim} numbers; got {sizes}")
 
 
+def _save(result: dict, json_path: str | None, markdown_path: str | None = None, markdown=None) -> None:
+    """Write a command's result as JSON and, where it has one, as a Markdown table."""
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2)
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            f.write(markdown(result) + "\n")
+
+
 def _summary(args) -> int:
     from .summary import backend_layer_table, summary_json, summary_text
     from .zoo import get_spec
@@ -62,9 +72,7 @@ def _compare(args) -> int:
 
     result = compare(args.model, args.backends, batch_size=args.batch_size, repeats=args.repeats)
     print(compare_text(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    _save(result, args.json)
     return 0 if all(r["status"] in ("ok", "unavailable") for r in result["rows"]) else 1
 
 
@@ -73,12 +81,7 @@ def _conformance(args) -> int:
 
     result = run_matrix(args.backends, args.models)
     print(conformance_text(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(conformance_markdown(result) + "\n")
+    _save(result, args.json, args.markdown, conformance_markdown)
     return 0 if result["passed"] else 1
 
 
@@ -100,12 +103,7 @@ def _bench(args) -> int:
         args.warmup, args.repeats, not args.no_peer, log=lambda line: print(line, file=sys.stderr),
     )  # fmt: skip
     print(bench_text(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(bench_markdown(result) + "\n")
+    _save(result, args.json, args.markdown, bench_markdown)
     if args.plot:
         bench_plot(result, args.plot)
     return 0 if all("error" not in r for r in result["records"]) else 1
