@@ -131,10 +131,8 @@ def _train(args) -> int:
     known = ["numpy", *list_backends()]
     if args.backend not in known:
         raise NinError(f"unknown backend {args.backend!r}; known backends: {', '.join(known)}")
-    fields = (*_RECIPE_FLAGS.values(), "seed")
+    fields = (*_RECIPE_FLAGS.values(), "dropout", "seed")
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
-    if args.no_dropout:
-        given["dropout"] = False
     recipe = Recipe(**given)
     seeds = parse_seeds(args.seeds) if args.seeds else None
     spec = get_spec(args.model)
@@ -242,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, field in _RECIPE_FLAGS.items():
         default = getattr(Recipe, field)
         p.add_argument(flag, type=type(default), help=f"default {default}{known.get(field, '')}")
-    p.add_argument("--no-dropout", action="store_true", help="train with every dropout rate set to 0")
+    p.add_argument(
+        "--dropout",
+        action=argparse.BooleanOptionalAction,
+        help=f"the model's dropout layers on, or off (rate 0); default {'on' if Recipe.dropout else 'off'}",
+    )
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help=f"default {Recipe.seed}")
     seeds.add_argument("--seeds", metavar="A-B", help="one run per seed in DIR/seed{S}, then mean ± std and stuck runs")
@@ -253,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument(
-        "--visualize-every", type=int, metavar="N", help="every N epochs, save feature GIFs and class maps in DIR/visualize"
+        "--visualize-every",
+        type=int,
+        metavar="N",
+        help="every N epochs, save feature GIFs and class maps in DIR/visualize",
     )
     p.set_defaults(run=_train)
 

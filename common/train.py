@@ -78,27 +78,32 @@ class Recipe:
     """How to train: SGD with momentum and weight decay, a learning-rate schedule, batch
     size, epochs, seed, initialiser and dropout on/off.
 
-    The defaults train ``nin_mnist`` on ``mnist5k`` to ≥ 97 % test accuracy in 10 epochs on
-    every seed tried.  Two choices keep runs from getting stuck at chance (the d2l recipe for
-    NiN — Xavier init, lr 0.1, no warmup — sometimes never leaves 10 %): He (kaiming)
-    initialisation, so the ReLU after the classifier block does not start with most class
-    channels silent, and a one-epoch warmup, so the first large steps cannot kill them.
+    The defaults train ``nin_mnist`` on ``mnist5k`` (4,000 training digits) past 97 % test
+    accuracy in 10 epochs.  Without normalisation layers a NiN first sits on a plateau at
+    chance (loss 2.30) and, pushed too hard while there, dies for good: its classifier block
+    ends in a ReLU, and class channels that go silent get no gradient back.  The d2l recipe
+    (Xavier init, lr 0.1) gets stuck in a visible share of runs.  So: He (kaiming) init, which
+    keeps the signal alive through nine ReLU layers; a moderate rate (0.01 with momentum 0.9,
+    an effective step of 0.1) reached after a short warmup; and small batches (8), because
+    the plateau lasts a number of *steps* — at batch 8 it is over within the first epoch.
+    Dropout is off by default: on this set the network still underfits after 10 epochs
+    (train accuracy ≈ 98.5 %), and dropout only lengthens the plateau.
 
     ``milestones`` are fractions of the run at which the ``step`` schedule multiplies the rate
     by ``gamma``; ``warmup_epochs`` may be fractional."""
 
-    lr: float = 0.05
+    lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "cosine"
-    warmup_epochs: float = 1.0
+    warmup_epochs: float = 0.2
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
-    batch_size: int = 64
+    batch_size: int = 8
     epochs: int = 10
     seed: int = 0
     init: str = "kaiming"
-    dropout: bool = True
+    dropout: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(self.milestones))

@@ -114,7 +114,9 @@ def save_weights(weights: Weights, path: str | Path) -> Path:
 
 
 def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
-    """Read ``.npz`` or ``.safetensors``; with a spec, validate against it."""
+    """Read ``.npz`` or ``.safetensors``; with a spec, validate against it.  A ``nin train``
+    checkpoint is an ``.npz`` too: its weights are read, its momentum buffers and metadata
+    left out."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no weights file at {path}")
@@ -132,4 +134,6 @@ def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
         if isinstance(e, UnknownNameError):
             raise
         raise WeightsError(f"{path} is not a readable weights file: {e}") from None
+    if "meta" in weights:  # a training checkpoint (nin.train.save_checkpoint)
+        weights = {k: v for k, v in weights.items() if k != "meta" and not k.startswith("momentum.")}
     return validate_weights(spec, weights) if spec is not None else weights

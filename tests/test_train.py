@@ -30,7 +30,7 @@ def tiny():
 
 
 def _recipe(**changes) -> Recipe:
-    return Recipe(batch_size=16, epochs=3, lr=0.05, warmup_epochs=0.5, seed=3).replace(**changes)
+    return Recipe(batch_size=16, epochs=3, lr=0.05, warmup_epochs=0.5, seed=3, dropout=True).replace(**changes)
 
 
 # -- recipe and schedule -----------------------------------------------------------------------
@@ -69,13 +69,13 @@ def test_recipe_rejects_bad_values(changes, error, match):
 
 
 def test_recipe_json_roundtrip():
-    r = Recipe(milestones=(0.3, 0.6), dropout=False)
+    r = Recipe(milestones=(0.3, 0.6), dropout=True)
     assert Recipe.from_json(json.loads(json.dumps(r.to_json()))) == r
 
 
 def test_spec_for_turns_dropout_off_without_changing_weights():
     spec = nin.get_spec("nin_tiny")
-    assert train.spec_for(Recipe(), spec) is spec
+    assert train.spec_for(Recipe(dropout=True), spec) is spec
     off = train.spec_for(Recipe(dropout=False), spec)
     assert [layer.rate for layer in off.layers if isinstance(layer, nin.Dropout)] == [0.0]
     assert nin.weight_shapes(off) == nin.weight_shapes(spec)
@@ -373,3 +373,14 @@ def test_cli_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "the state after epoch 1 is saved in" in err
     assert f"Resume with: nin {' '.join(args)} --resume" in err and "Traceback" not in err
+
+
+def test_checkpoint_weights_load_with_load_weights(tmp_path):
+    spec = nin.get_spec("nin_tiny")
+    weights = nin.init_weights(spec, 3)
+    state = {"weights": weights, "momentum": {k: np.ones_like(v) for k, v in weights.items()}}
+    path = train.save_checkpoint(tmp_path / "checkpoint.npz", state, {"epoch": 1})
+    loaded = nin.load_weights(path, spec)
+    assert list(loaded) == list(weights)
+    for name in weights:
+        np.testing.assert_array_equal(loaded[name], weights[name])
