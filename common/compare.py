@@ -13,23 +13,12 @@ import os
 import statistics
 import time
 
+from .bench import set_framework_threads
 from .conformance import FORWARD_RTOL, max_rel_error, sample_batch
 from .shapes import param_count
 from .tables import text_table
 from .weights import init_weights
 from .zoo import get_spec
-
-
-def set_threads(n: int | None = None) -> int:
-    """Give every framework the same number of threads (all cores by default).  Importing
-    MXNet silently drops PyTorch to one thread, so this runs after the imports."""
-    n = n or os.cpu_count() or 1
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    import sys
-
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
-    return n
 
 
 def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_size: int = 8, repeats: int = 5) -> dict:
@@ -45,7 +34,9 @@ def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_siz
             adapters[name] = get_backend(name)
         except NinError as e:
             rows.append({"backend": name, "status": "unavailable", "reason": str(e)})
-    threads = set_threads()
+    threads = os.cpu_count() or 1
+    for name in adapters:  # after every import: importing MXNet drops PyTorch to one thread
+        set_framework_threads(name, threads)
     x = sample_batch(spec, batch_size)
     ref_logits, _ = reference.forward(spec, init_weights(spec, 0), x)
     for name, adapter in adapters.items():
