@@ -16,11 +16,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "d2l_trainer.py"
 
-# A smoke test: d2l's loop drives our model end to end (forward, loss, gradients, optimizer,
-# validation, accuracy).  Short d2l runs of this NiN stay near chance (measured: 0.105 after 3
-# epochs on 2,000 digits with MXNet), unlike `nin train`'s recipe, so no accuracy is claimed.
+# d2l's loop drives our model end to end (forward, loss, gradients, optimizer with the suite's
+# recipe in the framework's own schedule object, validation, accuracy) and it learns: one epoch
+# on the 4,000 training digits (500 steps of batch 8) measured val_acc 0.816 (MXNet), 0.701
+# (JAX), 0.718 (TensorFlow) on the 1,000 test digits; chance is 0.1.  After 250 steps the
+# network is still on its start-up plateau (0.18–0.20 in all three), so a broken optimizer,
+# schedule or initialisation would stay far below the bound.
 # d2l.torch is not offered: it imports torchvision, which cannot load beside this CPU torch.
-EPOCHS, SUBSET = 1, 256
+EPOCHS, SUBSET = 1, 4000
+MIN_VAL_ACC = 0.5
 
 
 def _skip_reason(framework: str) -> str | None:
@@ -49,4 +53,4 @@ def test_d2l_trainer_drives_native_nin(framework):
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     match = re.search(r"^val_acc=([0-9.]+)$", done.stdout, re.M)
     assert match, done.stdout
-    assert 0.0 <= float(match.group(1)) <= 1.0
+    assert float(match.group(1)) >= MIN_VAL_ACC, f"{framework}: d2l's Trainer did not learn\n{done.stdout}"
