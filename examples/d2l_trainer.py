@@ -209,9 +209,7 @@ def run_tensorflow(spec, args):
             schedule = keras.optimizers.schedules.CosineDecay(
                 0.0, total - warmup, warmup_target=self.recipe.lr, warmup_steps=warmup
             )
-            return keras.optimizers.SGD(
-                schedule, momentum=self.recipe.momentum, weight_decay=self.recipe.weight_decay
-            )
+            return keras.optimizers.SGD(schedule, momentum=self.recipe.momentum, weight_decay=self.recipe.weight_decay)
 
     def convert(x, y):
         return tf.constant(x), tf.constant(y)
