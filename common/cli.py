@@ -165,8 +165,10 @@ def _train(args) -> int:
         return 130
     print(
         f"{args.backend} {spec.name} on {dataset.name}, seeds {args.seeds}: final test accuracy "
-        f"{summary['mean_test_acc']:.4f} ± {summary['std_test_acc']:.4f}; "
-        f"{summary['stuck']}/{len(seeds)} stuck (≤ {summary['stuck_threshold']:.3f}); summary in {args.out}/summary.json"
+        f"{summary['mean_test_acc']:.4f} ± {summary['std_test_acc']:.4f} (median {summary['median_test_acc']:.4f}, "
+        f"min {summary['min_test_acc']:.4f}); {summary['stuck']}/{len(seeds)} stuck (≤ {summary['stuck_threshold']:.3f}), "
+        f"{summary['degraded']}/{len(seeds)} degraded (> {summary['degraded_margin']} below the median); "
+        f"summary in {args.out}/summary.json"
     )
     return 0
 
@@ -247,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help=f"default {Recipe.seed}")
-    seeds.add_argument("--seeds", metavar="A-B", help="one run per seed in DIR/seed{S}, then mean ± std and stuck runs")
+    seeds.add_argument(
+        "--seeds", metavar="A-B", help="one run per seed in DIR/seed{S}, then mean ± std, stuck and degraded runs"
+    )
     p.add_argument(
         "--input-size", type=int, nargs="+", metavar="N", help="resize the data and build the model at this size"
     )

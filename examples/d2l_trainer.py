@@ -11,8 +11,9 @@ Here ``net`` is the suite's NiN built from ``nin.get_spec("nin_mnist")``, and th
 Two hooks of the book's ``Module`` are overridden, as the book itself does in later chapters:
 ``forward`` passes the train/eval switch the way our models take it, and
 ``configure_optimizers`` returns the framework's own SGD with the suite's recipe
-(``nin.train.Recipe``: momentum 0.9, weight decay 5e-4, a 0.2-epoch linear warmup to lr 0.01
-and cosine decay, batch 8, He initialisation, dropout off) written with the framework's own
+(``nin.train.Recipe``: momentum 0.9, weight decay 5e-4, a linear warmup to lr 0.01 (one epoch,
+capped at a fifth of a short run) and cosine decay, batch 8, He draws centred per filter, dropout
+off) written with the framework's own
 schedule object: MXNet's ``CosineScheduler``, ``optax.warmup_cosine_decay_schedule``, Keras'
 ``CosineDecay(warmup_target=...)``.  With the book's own settings (plain SGD, lr 0.1,
 batch 128, dropout on) this NiN sits at chance for the first epochs — the plateau the README's
@@ -107,7 +108,7 @@ def run_mxnet(spec, args):
             self.save_hyperparameters()
             self.net = SuiteNiN(spec)
             self.net.initialize()  # every layer knows its input width: no deferred shapes
-            # He initialisation from the suite (Gluon's default Uniform(±0.07) leaves this NiN
+            # the recipe's initialisation from the suite (Gluon's default Uniform(±0.07) leaves this NiN
             # predicting one class)
             nin.get_backend("mxnet").load_state(self.net, nin.init_weights(spec, recipe.seed, recipe.init))
             self.net.hybridize()
@@ -166,7 +167,7 @@ def run_jax(spec, args):
                 optax.sgd(schedule, momentum=self.recipe.momentum),
             )
 
-    # He initialisation from the suite, in Flax's layout (the adapter does the conversion)
+    # the recipe's initialisation from the suite, in Flax's layout (the adapter does the conversion)
     initial = nin.get_backend("jax").build(spec, args.recipe.seed, init=args.recipe.init).params
     model = NiN(spec=spec, recipe=args.recipe, steps=args.steps)
     data = mnist5k_module(d2l, lambda x, y: (x, y), args.subset, args.recipe.batch_size, channels_last=True)
@@ -239,6 +240,12 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", type=int, default=4000, help="training digits (of 4,000)")
     parser.add_argument("--batch-size", type=int, default=Recipe.batch_size)
     parser.add_argument("--lr", type=float, default=Recipe.lr, help="peak learning rate")
+    parser.add_argument(
+        "--warmup-epochs",
+        type=float,
+        help=f"linear warmup length (default: the recipe's {Recipe.warmup_epochs:g}, capped at a fifth of the run "
+        "so that a short run still decays)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", metavar="FILE", help="save the d2l ProgressBoard figure here")
     args = parser.parse_args(argv)
@@ -246,7 +253,10 @@ def main(argv=None) -> int:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before nin or anything else imports TF
 
     # the suite's recipe; its spec_for turns the model's dropout off as the recipe says
-    args.recipe = Recipe(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    warmup = min(Recipe.warmup_epochs, args.epochs / 5) if args.warmup_epochs is None else args.warmup_epochs
+    args.recipe = Recipe(
+        lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, warmup_epochs=warmup
+    )
     spec = spec_for(args.recipe, nin.get_spec("nin_mnist"))
     steps_per_epoch = -(-args.subset // args.batch_size)
     args.steps = (args.epochs * steps_per_epoch, round(args.recipe.warmup_epochs * steps_per_epoch))

@@ -309,7 +309,10 @@ def test_run_seeds(tiny, tmp_path):
     summary = train.run_seeds("numpy", spec, data, _recipe(epochs=1), [0, 1], tmp_path, progress=False)
     assert summary["seeds"] == [0, 1] and len(summary["final_test_acc"]) == 2
     assert summary["mean_test_acc"] == pytest.approx(np.mean(summary["final_test_acc"]))
-    assert summary["stuck_threshold"] == 0.5 and summary["stuck"] == sum(a <= 0.5 for a in summary["final_test_acc"])
+    finals = summary["final_test_acc"]
+    assert summary["stuck_threshold"] == 0.5 and summary["stuck"] == sum(a <= 0.5 for a in finals)
+    assert summary["median_test_acc"] == pytest.approx(np.median(finals)) and summary["min_test_acc"] == min(finals)
+    assert summary["degraded"] == sum(0.5 < a < np.median(finals) - train.DEGRADED_MARGIN for a in finals)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     seed1 = train.load_checkpoint(tmp_path / "seed1" / "checkpoint.npz")
     assert seed1.meta["recipe"]["seed"] == 1
