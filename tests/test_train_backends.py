@@ -185,6 +185,28 @@ def test_evaluate_and_step_losses(name):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_steps_after_evaluate_with_dropout(name):
+    """Training goes on after an evaluation pass — what every epoch of ``fit`` does — with
+    nin3d's dropout on; the weights move and stay finite.  MXNet's oneDNN build failed here on
+    the step after an evaluation (``Check failed: to.IsDefaultData()``, see ``TorchSGD.update``)."""
+    from nin.volumes import make_volumes
+
+    trainer = trainer_or_skip(name, "nin3d", Recipe(dropout=True))
+    x, y = make_volumes(8, seed=5)
+    x2, y2 = make_volumes(8, seed=5, split="test")
+    for epoch in range(2):
+        trainer.begin_epoch(epoch)
+        trainer.step(x, y, 0.05)
+        loss_sum, _ = trainer.evaluate(x2, y2)
+        assert np.isfinite(loss_sum), f"{name}: evaluate gave {loss_sum}"
+    before = trainer.export_state()["weights"]
+    loss, _ = trainer.step(x, y, 0.05)
+    after = trainer.export_state()["weights"]
+    assert np.isfinite(loss) and all(np.isfinite(w).all() for w in after.values())
+    assert any(not np.array_equal(after[k], before[k]) for k in before), f"{name}: the step changed no weight"
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_trainer_checks_its_input(name):
     """The contract's attributes; bad batches and states are refused before anything changes."""
     spec, recipe = _tiny(), Recipe()

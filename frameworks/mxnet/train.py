@@ -58,7 +58,10 @@ class TorchSGD(mx.optimizer.Optimizer):
         self._update_count(index)
         lr, wd = self._get_lr(index), self._get_wd(index)
         state[:] = self.momentum * state + self.rescale_grad * grad + wd * weight
-        weight[:] = weight - lr * state
+        # in place, not ``weight[:] = …``: after an inference pass oneDNN may hold a weight in
+        # its own blocked layout, and a copy into it fails ("Check failed: to.IsDefaultData()";
+        # seen with nin3d and dropout on: the second epoch's first step died)
+        weight -= lr * state
 
 
 class Trainer:
