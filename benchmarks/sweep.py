@@ -1,6 +1,7 @@
 """How cost grows with work: a batch-size sweep and an input-size sweep of the forward pass
-and training step, per backend, plotted as achieved GFLOP/s (flat = compute-bound; rising =
-per-call overhead dominating the small cases).
+and training step, per backend, as achieved GFLOP/s (flat = compute-bound; rising = per-call
+overhead dominating the small cases).  Writes ``sweep.json``, ``sweep.md`` (a table) and
+``sweep.png`` (forward and training step against batch size and input size).
 
     .venv/bin/python benchmarks/sweep.py [--backends ...] [--model nin_d2l] [--out runs/sweep]
 """
@@ -39,22 +40,59 @@ def main() -> int:
         for s in args.input_sizes
     ]
     (out / "sweep.json").write_text(json.dumps({"batch": by_batch, "input": by_size}, indent=2))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for backend in args.backends:
-        recs = [r for r in by_batch["records"] if r["backend"] == backend and "error" not in r]
-        axes[0].plot([r["batch_size"] for r in recs], [r.get("train_gflops", 0) for r in recs], "o-", label=backend)
-        recs = [r for res in by_size for r in res["records"] if r["backend"] == backend and "error" not in r]
-        axes[1].plot([r["input_size"][0] for r in recs], [r.get("train_gflops", 0) for r in recs], "o-", label=backend)
-    for ax, xlabel in zip(axes, ("batch size (224×224)", "input size (batch 8)"), strict=True):
-        ax.axhline(by_batch["peak_gflops"], color="grey", ls="--", lw=1, label="matmul peak")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("training step GFLOP/s")
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{args.model}: {by_batch['machine']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=110)
+    size_records = [r for res in by_size for r in res["records"]]
+    (out / "sweep.md").write_text(sweep_markdown(args.model, by_batch, size_records))
+    plot(args, by_batch, size_records, out / "sweep.png")
+    print(out / "sweep.md")
     print(out / "sweep.png")
     return 0
+
+
+def _ok(records: list[dict], backend: str) -> list[dict]:
+    return [r for r in records if r["backend"] == backend and "error" not in r and "train_gflops" in r]
+
+
+def sweep_markdown(model: str, by_batch: dict, size_records: list[dict]) -> str:
+    """One row per (backend, case): forward and training-step time and GFLOP/s."""
+    lines = [
+        f"{model}: {by_batch['machine']}; float32 matmul peak {by_batch['peak_gflops']:.0f} GFLOP/s; "
+        f"{by_batch['threads']} threads.",
+        "",
+        "| backend | input | batch | forward ms | fwd GFLOP/s | train step s | train GFLOP/s | train img/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    backends = dict.fromkeys(r["backend"] for r in by_batch["records"])
+    for backend in backends:
+        for r in _ok(by_batch["records"], backend) + _ok(size_records, backend):
+            size = "×".join(str(n) for n in r["input_size"])
+            lines.append(
+                f"| {backend} | {size} | {r['batch_size']} | {r['forward_s'] * 1e3:.1f} | {r['forward_gflops']:.0f} "
+                f"| {r['train_step_s']:.3f} | {r['train_gflops']:.0f} | {r['train_images_per_s']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(args, by_batch: dict, size_records: list[dict], path: Path) -> None:
+    """Forward (top) and training-step (bottom) GFLOP/s against batch size and input size."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
+    for backend in args.backends:
+        by_b, by_s = _ok(by_batch["records"], backend), _ok(size_records, backend)
+        for row, key in enumerate(("forward_gflops", "train_gflops")):
+            axes[row][0].plot([r["batch_size"] for r in by_b], [r[key] for r in by_b], "o-", label=backend)
+            axes[row][1].plot([r["input_size"][-1] for r in by_s], [r[key] for r in by_s], "o-", label=backend)
+    for row, what in enumerate(("forward", "training step")):
+        for col, xlabel in enumerate(("batch size (224×224)", "input size (batch 8)")):
+            ax = axes[row][col]
+            ax.axhline(by_batch["peak_gflops"], color="grey", ls="--", lw=1, label="matmul peak")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{what} GFLOP/s")
+            ax.set_ylim(bottom=0)
+            ax.legend(fontsize=8)
+    axes[0][0].set_xscale("log", base=2)
+    axes[1][0].set_xscale("log", base=2)
+    fig.suptitle(f"{args.model}: {by_batch['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
