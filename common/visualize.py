@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +129,16 @@ class ClassActivation:
     def predicted(self) -> int:
         return int(np.argmax(self.scores))
 
+    @property
+    def peak(self) -> float:
+        """The top of the shared colour scale: the largest value of any class's map (1 when
+        every map is 0)."""
+        return float(self.maps.max()) or 1.0
+
+    def heat(self, k: int) -> np.ndarray:
+        """Class ``k``'s map on the shared scale, in [0, 1]."""
+        return np.clip(self.maps[k] / self.peak, 0, 1)
+
     def ranked(self, limit: int | None = None) -> list[int]:
         """Class indices, highest score first."""
         return [int(k) for k in np.argsort(-self.scores, kind="stable")[:limit]]
@@ -211,8 +221,10 @@ def _font(size: int):
 _GAP, _CAPTION, _HEADER = 8, 22, 30
 _BACKGROUND, _INK, _MARK = (255, 255, 255), (20, 20, 20), (220, 30, 30)
 
+_Panel = tuple[np.ndarray, str, bool]  # a GIF panel: RGB floats, its caption, marked or not
 
-def _frame(panels: list[tuple[np.ndarray, str, bool]], header: str):
+
+def _frame(panels: list[_Panel], header: str):
     """One GIF frame: a header line, then panels side by side, each ``(RGB floats, caption,
     marked)``; a marked panel gets a red border and a red caption."""
     from PIL import Image, ImageDraw
@@ -244,6 +256,56 @@ def _save_gif(frames: list, path: Path, duration_ms: int) -> Path:
     return path
 
 
+def _animate(
+    path: str | Path,
+    label: str,
+    count: int,
+    step: Callable[[int], str],
+    panels: Callable[[int], list[_Panel]],
+    duration_ms: int,
+    detail: Callable[[int], str] | None = None,
+) -> Path:
+    """Write a GIF of ``count`` frames: frame ``i`` shows ``panels(i)`` under the header
+    ``{label} · {step(i)} · frame {i + 1} / {count}``, then `` · {detail(i)}`` when given."""
+    frames = []
+    for i in range(count):
+        header = f"{label} · {step(i)} · frame {i + 1} / {count}" + (f" · {detail(i)}" if detail else "")
+        frames.append(_frame(panels(i), header))
+    return _save_gif(frames, Path(path), duration_ms)
+
+
+def _save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as a PNG on white, making its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, facecolor="white")
+    return path
+
+
+def _headline(fig, text: str, note: str) -> None:
+    """A figure's title at its top left, with ``note`` (when given) on a line of its own."""
+    fig.suptitle(text + (f"\n{note}" if note else ""), fontsize=10, x=0.02, ha="left")
+
+
+def _colour_bar(fig, rect: tuple[float, float, float, float], cmap: str, low: float, high: float, ticks=None):
+    """A colour bar for ``cmap`` from ``low`` to ``high`` in new axes at ``rect`` (figure fractions)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    return fig.colorbar(ScalarMappable(Normalize(low, high), cmap), cax=fig.add_axes(rect), ticks=ticks)
+
+
+def _show(ax, pixels: np.ndarray, edge: str | None = None, width: float = 1) -> None:
+    """Pixels in axes without ticks; ``edge`` colours the border, ``width`` points wide."""
+    ax.imshow(pixels, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if edge:
+        for spine in ax.spines.values():
+            spine.set_edgecolor(edge)
+            spine.set_linewidth(width)
+
+
 def _shape_text(shape: Sequence[int]) -> str:
     return "×".join(str(s) for s in shape)
 
@@ -253,6 +315,11 @@ def _class_name(k: int, class_names: Sequence[str] | None) -> str:
     if not class_names:
         return f"class {k}"
     return str(k) if class_names[k] == str(k) else f"{k} {class_names[k]}"
+
+
+def _class_caption(k: int, activation: ClassActivation, class_names: Sequence[str] | None) -> str:
+    """The class's name, after ``"predicted: "`` when it is the predicted one."""
+    return ("predicted: " if k == activation.predicted else "") + _class_name(k, class_names)
 
 
 # -- 2-D pictures ----------------------------------------------------------------------------
@@ -282,8 +349,6 @@ def feature_grid(
 ) -> Path:
     """PNG of one block output ``(C, H, W)``: every channel a tile in a grid, numbered, in
     ``FEATURE_CMAP``, with a colour bar that says what the scale means."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     c = fmap.shape[0]
@@ -309,17 +374,14 @@ def feature_grid(
     lines = [title, f"{c} channels, {scale}" + (f"; {constant} constant here (drawn dark)" if constant else "")]
     fig.text(10 / width_px, 1 - 8 / (height + top + 10), "\n".join([*lines, note] if note else lines),
              va="top", ha="left", fontsize=10)  # fmt: skip
-    cax = fig.add_axes(((width + 30) / width_px, 0.15, 14 / width_px, 0.6))
+    rect = ((width + 30) / width_px, 0.15, 14 / width_px, 0.6)
     if normalize == "channel":
-        bar = fig.colorbar(ScalarMappable(Normalize(0, 1), FEATURE_CMAP), cax=cax, ticks=[0, 1])
+        bar = _colour_bar(fig, rect, FEATURE_CMAP, 0, 1, ticks=[0, 1])
         bar.ax.set_yticklabels(["channel\nmin", "channel\nmax"], fontsize=8)
     else:
-        bar = fig.colorbar(ScalarMappable(Normalize(float(fmap.min()), float(fmap.max())), FEATURE_CMAP), cax=cax)
+        bar = _colour_bar(fig, rect, FEATURE_CMAP, float(fmap.min()), float(fmap.max()))
         bar.ax.tick_params(labelsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, facecolor="white")
-    return path
+    return _save_figure(fig, path, dpi)
 
 
 def channel_gif(
@@ -336,14 +398,11 @@ def channel_gif(
     values = _colorize(normalize_channels(fmap, normalize)[:MAX_FRAMES], FEATURE_CMAP)
     shape = _panel_shape(*(image.shape[1:] if image is not None else fmap.shape[1:]))
     first = [(_enlarge(_display(image), shape), "input", False)] if image is not None else []
-    frames = [
-        _frame(
-            [*first, (_enlarge(values[i], shape), f"channel {i}", False)],
-            f"{label} · channel {i} · frame {i + 1} / {len(values)}",
-        )
-        for i in range(len(values))
-    ]
-    return _save_gif(frames, Path(path), duration_ms)
+
+    def panels(i: int) -> list[_Panel]:
+        return [*first, (_enlarge(values[i], shape), f"channel {i}", False)]
+
+    return _animate(path, label, len(values), lambda i: f"channel {i}", panels, duration_ms)
 
 
 def cam_figure(
@@ -357,12 +416,9 @@ def cam_figure(
 ) -> Path:
     """PNG: the input, then the class maps of the ``limit`` best-scoring classes over it, the
     predicted one framed in red; one colour scale for all (module docstring)."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     rgb = _display(image)
-    top = float(activation.maps.max()) or 1.0
     ranked = activation.ranked(limit)
     cols = min(6, len(ranked) + 1)
     rows = math.ceil((len(ranked) + 1) / cols)
@@ -375,39 +431,25 @@ def cam_figure(
     ax.set_axis_off()
     for i, k in enumerate(ranked, start=1):
         ax = fig.add_subplot(grid[i // cols, i % cols])
-        ax.imshow(_overlay(rgb, np.clip(activation.maps[k] / top, 0, 1)), interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
         predicted = k == activation.predicted
-        name = _class_name(k, class_names)
+        _show(ax, _overlay(rgb, activation.heat(k)), "#d22" if predicted else "#bbb", 4 if predicted else 1)
         ax.set_title(
-            f"{'predicted: ' if predicted else ''}{name}\nscore {activation.scores[k]:.3g} · p {activation.probabilities[k]:.2f}",
+            f"{_class_caption(k, activation, class_names)}\n"
+            f"score {activation.scores[k]:.3g} · p {activation.probabilities[k]:.2f}",
             fontsize=9,
             color="#c00" if predicted else "black",
             fontweight="bold" if predicted else "normal",
         )
-        for spine in ax.spines.values():
-            spine.set_edgecolor("#d22" if predicted else "#bbb")
-            spine.set_linewidth(4 if predicted else 1)
     shown = (
         f"the {len(ranked)} best-scoring of {len(activation.scores)} classes"
         if len(ranked) < len(activation.scores)
         else "every class"
     )
-    fig.suptitle(
-        f"{title}\nclass activation maps of {shown}: a class's score is its map's mean" + (f"\n{note}" if note else ""),
-        fontsize=10,
-        x=0.02,
-        ha="left",
-    )
-    cax = fig.add_axes((0.89, 0.15, 0.02, 0.6))
-    bar = fig.colorbar(ScalarMappable(Normalize(0, top), HEAT_CMAP), cax=cax)
+    _headline(fig, f"{title}\nclass activation maps of {shown}: a class's score is its map's mean", note)
+    bar = _colour_bar(fig, (0.89, 0.15, 0.02, 0.6), HEAT_CMAP, 0, activation.peak)
     bar.set_label("class map value (shared scale)", fontsize=8)
     bar.ax.tick_params(labelsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, facecolor="white")
-    return path
+    return _save_figure(fig, path)
 
 
 def cam_gif(
@@ -422,34 +464,39 @@ def cam_gif(
     when there are more): input | its class map over the input; the predicted class framed."""
     rgb = _display(image)
     shape = _panel_shape(*rgb.shape[:2])
-    top = float(activation.maps.max()) or 1.0
     k_all = len(activation.scores)
     classes = range(k_all) if k_all <= MAX_CLASSES else sorted(activation.ranked(MAX_CLASSES))
-    frames = []
-    for n, k in enumerate(classes):
-        heat = _overlay(rgb, np.clip(activation.maps[k] / top, 0, 1))
-        predicted = k == activation.predicted
-        caption = ("predicted: " if predicted else "") + _class_name(k, class_names)
-        header = f"{label} · class {k} · frame {n + 1} / {len(classes)} · score {activation.scores[k]:.3g} · p {activation.probabilities[k]:.2f}"
-        frames.append(
-            _frame([(_enlarge(rgb, shape), "input", False), (_enlarge(heat, shape), caption, predicted)], header)
-        )
-    return _save_gif(frames, Path(path), duration_ms)
+    first = (_enlarge(rgb, shape), "input", False)
+
+    def panels(n: int) -> list[_Panel]:
+        k = classes[n]
+        heat = _enlarge(_overlay(rgb, activation.heat(k)), shape)
+        return [first, (heat, _class_caption(k, activation, class_names), k == activation.predicted)]
+
+    def detail(n: int) -> str:
+        k = classes[n]
+        return f"score {activation.scores[k]:.3g} · p {activation.probabilities[k]:.2f}"
+
+    return _animate(path, label, len(classes), lambda n: f"class {classes[n]}", panels, duration_ms, detail)
 
 
 # -- 3-D pictures ----------------------------------------------------------------------------
+
+
+def _depth_slice(d: int) -> str:
+    """The step of a frame of the GIFs through depth."""
+    return f"depth slice {d}"
 
 
 def input_slices_gif(volume: np.ndarray, path: str | Path, label: str, duration_ms: int = 150) -> Path:
     """GIF of an input volume ``(C, D, H, W)``, one frame per depth slice."""
     rgb = _display(volume)
     shape = _panel_shape(*rgb.shape[1:3])
-    depth = rgb.shape[0]
-    frames = [
-        _frame([(_enlarge(rgb[d], shape), f"slice {d}", False)], f"{label} · depth slice {d} · frame {d + 1} / {depth}")
-        for d in range(depth)
-    ]
-    return _save_gif(frames, Path(path), duration_ms)
+
+    def panels(d: int) -> list[_Panel]:
+        return [(_enlarge(rgb[d], shape), f"slice {d}", False)]
+
+    return _animate(path, label, rgb.shape[0], _depth_slice, panels, duration_ms)
 
 
 def _matching_slice(d: int, depth: int, depth_in: int) -> int:
@@ -475,19 +522,16 @@ def volume_slices_gif(
     shape = (max(shape[0] // 2, 64), max(shape[1] // 2, 64)) if len(chosen) > 3 else shape
     rgb = _display(volume) if volume is not None else None
     depth = fvol.shape[1]
-    frames = []
-    for d in range(depth):
-        panels = []
-        if rgb is not None:
-            d_in = _matching_slice(d, depth, rgb.shape[0])
-            panels.append((_enlarge(rgb[d_in], shape), f"input {d_in}", False))
-        panels += [(_enlarge(values[i, d], shape), f"ch {c}", False) for i, c in enumerate(chosen)]
-        frames.append(
-            _frame(
-                panels, f"{label} · depth slice {d} · frame {d + 1} / {depth} · the {len(chosen)} most active channels"
-            )
-        )
-    return _save_gif(frames, Path(path), duration_ms)
+
+    def panels(d: int) -> list[_Panel]:
+        shown = [(_enlarge(values[i, d], shape), f"ch {c}", False) for i, c in enumerate(chosen)]
+        if rgb is None:
+            return shown
+        d_in = _matching_slice(d, depth, rgb.shape[0])
+        return [(_enlarge(rgb[d_in], shape), f"input {d_in}", False), *shown]
+
+    detail = f"the {len(chosen)} most active channels"
+    return _animate(path, label, depth, _depth_slice, panels, duration_ms, lambda _: detail)
 
 
 def cam_slices_gif(
@@ -503,19 +547,17 @@ def cam_slices_gif(
     trilinearly) of the ``classes`` best-scoring classes over it; the predicted one framed."""
     rgb = _display(volume)
     shape = _panel_shape(*rgb.shape[1:3])
-    top = float(activation.maps.max()) or 1.0
     ranked = activation.ranked(classes)
-    depth = rgb.shape[0]
-    frames = []
-    for d in range(depth):
-        panels = [(_enlarge(rgb[d], shape), "input", False)]
-        for k in ranked:
-            heat = _overlay(rgb[d], np.clip(activation.maps[k, d] / top, 0, 1))
-            predicted = k == activation.predicted
-            caption = f"{'predicted: ' if predicted else ''}{_class_name(k, class_names)} (p {activation.probabilities[k]:.2f})"
-            panels.append((_enlarge(heat, shape), caption, predicted))
-        frames.append(_frame(panels, f"{label} · depth slice {d} · frame {d + 1} / {depth} · class maps, one scale"))
-    return _save_gif(frames, Path(path), duration_ms)
+    heat = {k: activation.heat(k) for k in ranked}
+    captions = {
+        k: f"{_class_caption(k, activation, class_names)} (p {activation.probabilities[k]:.2f})" for k in ranked
+    }
+
+    def panels(d: int) -> list[_Panel]:
+        maps = [(_enlarge(_overlay(rgb[d], heat[k][d]), shape), captions[k], k == activation.predicted) for k in ranked]
+        return [(_enlarge(rgb[d], shape), "input", False), *maps]
+
+    return _animate(path, label, rgb.shape[0], _depth_slice, panels, duration_ms, lambda _: "class maps, one scale")
 
 
 def cam_slices_figure(
@@ -531,8 +573,6 @@ def cam_slices_figure(
     """PNG: rows are the best-scoring classes (predicted first, in red), columns depth slices
     evenly spaced through those where the input varies, with the class's map over them; the
     first row is the input."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     rgb = _display(volume)
@@ -540,7 +580,6 @@ def cam_slices_figure(
     spread = (volume.max(axis=(0, 2, 3)) - volume.min(axis=(0, 2, 3))).astype(np.float64)
     busy = np.flatnonzero(spread > 0.1 * spread.max()) if spread.max() > 0 else np.arange(depth)
     picks = sorted({int(d) for d in np.linspace(busy[0], busy[-1], min(slices, depth)).round()})
-    top = float(activation.maps.max()) or 1.0
     ranked = activation.ranked(classes)
     rows, cols = len(ranked) + 1, len(picks)
     fig = Figure(figsize=(1.5 * cols + 2.4, 1.6 * rows + 1.0), dpi=100)
@@ -550,36 +589,20 @@ def cam_slices_figure(
     for r, k in enumerate([None, *ranked]):
         for c, d in enumerate(picks):
             ax = fig.add_subplot(grid[r, c])
-            shown = rgb[d] if k is None else _overlay(rgb[d], np.clip(activation.maps[k, d] / top, 0, 1))
-            ax.imshow(shown, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            predicted = k == activation.predicted
+            shown = rgb[d] if k is None else _overlay(rgb[d], activation.heat(k)[d])
+            _show(ax, shown, "#d22" if predicted else None, 2.5)
             if r == 0:
                 ax.set_title(f"depth {d}", fontsize=8)
             if c == 0:
-                predicted = k == activation.predicted
                 name = "input" if k is None else f"{_class_name(k, class_names)}\np {activation.probabilities[k]:.2f}"
                 ax.set_ylabel(
                     name, fontsize=9, rotation=0, ha="right", va="center", color="#c00" if predicted else "black"
                 )
-            if k is not None and k == activation.predicted:
-                for spine in ax.spines.values():
-                    spine.set_edgecolor("#d22")
-                    spine.set_linewidth(2.5)
-    fig.suptitle(
-        f"{title}\nclass activation volume: depth slices, classes by score (predicted in red)"
-        + (f"\n{note}" if note else ""),
-        fontsize=10,
-        x=0.02,
-        ha="left",
-    )
-    cax = fig.add_axes((0.91, 0.15, 0.015, 0.55))
-    bar = fig.colorbar(ScalarMappable(Normalize(0, top), HEAT_CMAP), cax=cax)
+    _headline(fig, f"{title}\nclass activation volume: depth slices, classes by score (predicted in red)", note)
+    bar = _colour_bar(fig, (0.91, 0.15, 0.015, 0.55), HEAT_CMAP, 0, activation.peak)
     bar.ax.tick_params(labelsize=7)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, facecolor="white")
-    return path
+    return _save_figure(fig, path)
 
 
 # -- video -----------------------------------------------------------------------------------

@@ -1,40 +1,67 @@
-"""Pictures: capture through the NumPy reference, class activation maps, the PNG / GIF / MP4
-files (decodable, frame counts, sizes) for 2-D and 3-D specs, and ``nin visualize``."""
+"""Pictures: capture through the NumPy reference and every backend, class activation maps,
+the PNG / GIF / MP4 files (decodable, frame counts, sizes) for 2-D and 3-D specs, and
+``nin visualize`` through every backend, whose pictures match the NumPy reference's."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 
 import imageio.v3 as iio
-import imageio_ffmpeg
 import numpy as np
 import pytest
+from conftest import backend_or_skip, selected_backends
 from PIL import Image
 
 import nin
 from nin import reference
 from nin import visualize as vis
+from nin.conformance import FORWARD_RTOL, max_rel_error
 from nin.errors import InputError, SpecError, UnknownNameError, WeightsError
 from nin.spec import Linear, NiNSpec, max_pool, nin_block
 from nin.volumes import make_volumes
 
 TINY = nin.get_spec("nin_tiny")  # 3×16×16 → blocks of 6×16×16, 12×8×8, 10×5×5
 VOLUME = nin.get_spec("nin3d", input_size=12)  # 1×12³ → blocks of 16×12³, 32×6³, 10×3³
+NAMES = [f"c{k}" for k in range(10)]
+
+# A picture through a backend may differ from the NumPy reference's in this share of a frame's
+# pixels at the most: a value that lands on a colour-table step can round either way.
+PIXEL_SHARE = 0.01
 
 
 def _image(spec: NiNSpec, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((1, spec.in_channels, *spec.input_size)).astype(np.float32)
 
 
-def _gif(path) -> tuple[int, set[tuple[int, int]]]:
-    """Frame count and the set of frame sizes of a GIF, read back with Pillow."""
+def _kaiming_run(spec: NiNSpec, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(x, logits, acts)`` of a random input through the NumPy reference, Kaiming weights."""
+    x = _image(spec, seed)
+    return x, *vis.capture("numpy", spec, nin.init_weights(spec, seed, "kaiming"), x)
+
+
+def _frames(path) -> list[np.ndarray]:
+    """Every frame of a GIF or PNG as RGB ``(h, w, 3)`` uint8, read back with Pillow."""
     with Image.open(path) as im:
-        assert im.format == "GIF"
-        sizes = set()
-        for i in range(im.n_frames):
+        frames = []
+        for i in range(getattr(im, "n_frames", 1)):
             im.seek(i)
-            sizes.add(im.size)
-        return im.n_frames, sizes
+            frames.append(np.asarray(im.convert("RGB")))
+        return frames
+
+
+def _gif(path) -> tuple[int, set[tuple[int, int]]]:
+    """Frame count and the set of frame sizes ``(width, height)`` of a GIF."""
+    with Image.open(path) as im:
+        assert im.format == "GIF", f"{path.name}: got {im.format}, but should be GIF"
+    frames = _frames(path)
+    return len(frames), {(f.shape[1], f.shape[0]) for f in frames}
+
+
+def _mp4(path) -> np.ndarray:
+    """Every frame of an MP4 ``(n, h, w, 3)``, decoded by imageio's ffmpeg plugin."""
+    return iio.imread(path, index=None, plugin="FFMPEG")
 
 
 def _blocks(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
@@ -42,19 +69,49 @@ def _blocks(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
     return {block: shapes[layer] for block, layer in vis.block_outputs(spec).items()}
 
 
+def _names_2d(spec: NiNSpec) -> list[str]:
+    """The files ``render`` writes for a 2-D spec with class maps, ``mp4=True``, in order."""
+    pictures = [n for b in _blocks(spec) for n in (f"{b}_features.png", f"{b}_channels.gif")]
+    pictures += ["cam.png", "cam_classes.gif"]
+    return pictures + [n.replace(".gif", ".mp4") for n in pictures if n.endswith(".gif")]
+
+
+def _skip_if_missing(backend: str) -> None:
+    """Skip, naming what is missing, when a framework backend is not installed."""
+    if backend != "numpy":
+        backend_or_skip(backend)
+
+
+def _capture(backend: str, spec: NiNSpec, x: np.ndarray):
+    """``vis.capture`` with the seed-0 weights."""
+    _skip_if_missing(backend)
+    return vis.capture(backend, spec, nin.init_weights(spec, 0), x)
+
+
 @pytest.fixture(scope="module")
 def tiny_run():
     x = _image(TINY)
-    weights = nin.init_weights(TINY, 0)
-    logits, acts = vis.capture("numpy", TINY, weights, x)
-    return x, logits, acts
+    return x, *_capture("numpy", TINY, x)
 
 
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory, tiny_run):
     x, logits, acts = tiny_run
     out = tmp_path_factory.mktemp("tiny")
-    return out, vis.render(TINY, x, logits, acts, out, class_names=[f"c{k}" for k in range(10)], mp4=True)
+    return out, vis.render(TINY, x, logits, acts, out, class_names=NAMES, mp4=True)
+
+
+@pytest.fixture(scope="module", params=["numpy", *selected_backends()])
+def cli_files(request, tmp_path_factory):
+    """``nin visualize --backend B --model nin_tiny --sample 3 --mp4`` (seeded weights): the
+    backend, the folder and what the command printed; once per backend."""
+    backend = request.param
+    _skip_if_missing(backend)
+    out = tmp_path_factory.mktemp(f"cli_{backend}")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert _run("--backend", backend, "--model", "nin_tiny", "--sample", "3", "--out", str(out), "--mp4") == 0
+    return backend, out, printed.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +146,7 @@ def test_block_outputs():
 @pytest.mark.parametrize("spec", [TINY, VOLUME], ids=lambda s: s.name)
 def test_class_maps_average_to_the_logits(spec):
     """NiN's last block is its class activation maps: global average pooling gives the scores."""
-    x = _image(spec, 1)
-    logits, acts = vis.capture("numpy", spec, nin.init_weights(spec, 1, "kaiming"), x)
+    _, logits, acts = _kaiming_run(spec, 1)
     maps = vis.class_maps(spec, acts)
     assert maps.shape[:2] == (1, spec.num_classes)
     np.testing.assert_allclose(maps.mean(axis=tuple(range(2, maps.ndim))), logits, rtol=1e-5, atol=1e-6)
@@ -98,8 +154,7 @@ def test_class_maps_average_to_the_logits(spec):
 
 @pytest.mark.parametrize("spec", [TINY, VOLUME], ids=lambda s: s.name)
 def test_class_activation_has_the_input_size_and_predicts_the_argmax(spec):
-    x = _image(spec, 2)
-    logits, acts = vis.capture("numpy", spec, nin.init_weights(spec, 2, "kaiming"), x)
+    x, logits, acts = _kaiming_run(spec, 2)
     cam = vis.class_activation(spec, x, logits, acts)
     assert cam.maps.shape == (spec.num_classes, *spec.input_size)
     assert cam.predicted == int(np.argmax(logits[0]))
@@ -135,50 +190,79 @@ def test_normalisations():
 
 def test_2d_files(tiny_files):
     out, paths = tiny_files
-    blocks = _blocks(TINY)
-    names = [p.name for p in paths]
-    pictures = [n for b in blocks for n in (f"{b}_features.png", f"{b}_channels.gif")] + ["cam.png", "cam_classes.gif"]
-    movies = [n.replace(".gif", ".mp4") for n in pictures if n.endswith(".gif")]
-    assert names == pictures + movies
+    assert [p.name for p in paths] == _names_2d(TINY)
     assert all(p.parent == out and p.stat().st_size > 0 for p in paths)
+
+
+def test_cli_writes_every_file(cli_files):
+    """``nin visualize`` through each backend says what it wrote, and it is all there."""
+    backend, out, printed = cli_files
+    names = _names_2d(TINY)
+    assert f"{backend} backend · untrained" in printed
+    assert printed.splitlines()[-len(names) :] == [f"  {n}" for n in names]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
     for name in names:
         if name.endswith(".png"):
             image = iio.imread(out / name)
-            assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100, name
+            assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100, f"{backend} {name}: {image.shape}"
 
 
-def test_channel_gifs_have_a_frame_per_channel(tiny_files):
-    out, _ = tiny_files
+def test_channel_gifs_have_a_frame_per_channel(cli_files):
+    backend, out, _ = cli_files
     for block, shape in _blocks(TINY).items():
         frames, sizes = _gif(out / f"{block}_channels.gif")
-        assert frames == shape[0], f"{block}: {frames} frames for {shape[0]} channels"
-        assert len(sizes) == 1
+        assert frames == shape[0], f"{backend} {block}: got {frames} frames, but should be {shape[0]} (its channels)"
+        assert len(sizes) == 1, f"{backend} {block}: frames of sizes {sizes}"
 
 
-def test_class_gif_has_a_frame_per_class(tiny_files):
-    out, _ = tiny_files
+def test_class_gif_has_a_frame_per_class(cli_files):
+    backend, out, _ = cli_files
     frames, sizes = _gif(out / "cam_classes.gif")
-    assert frames == TINY.num_classes and len(sizes) == 1
+    assert frames == TINY.num_classes and len(sizes) == 1, f"{backend}: {frames} frames of sizes {sizes}"
     assert iio.imread(out / "cam_classes.gif", index=None).shape[0] == TINY.num_classes
 
 
-def test_mp4_decodes_with_every_frame(tiny_files):
-    out, _ = tiny_files
-    frames, (size,) = _gif(out / "cam_classes.gif")
-    reader = imageio_ffmpeg.read_frames(str(out / "cam_classes.mp4"))
-    meta = next(reader)
-    assert sum(1 for _ in reader) == frames
-    assert tuple(meta["size"]) == (size[0] + size[0] % 2, size[1] + size[1] % 2)
+def test_mp4s_have_every_gif_frame(cli_files):
+    """Each MP4 decodes (imageio, ffmpeg) to its GIF's frames, padded to even sizes."""
+    backend, out, _ = cli_files
+    for gif in sorted(out.glob("*.gif")):
+        count, ((w, h),) = _gif(gif)
+        movie = _mp4(gif.with_suffix(".mp4"))
+        assert movie.shape == (count, h + h % 2, w + w % 2, 3), (
+            f"{backend} {gif.stem}.mp4: got {movie.shape}, but should be {(count, h + h % 2, w + w % 2, 3)}"
+        )
+
+
+@pytest.mark.parametrize("backend", selected_backends())
+def test_backend_pictures_match_numpy(backend, tiny_run, tiny_files, tmp_path):
+    """The same input through a backend gives NumPy's arrays (within the conformance
+    tolerance) and, drawn, the same pictures: frame for frame, pixel for pixel but for a few."""
+    x, want_logits, want_acts = tiny_run
+    logits, acts = _capture(backend, TINY, x)
+    got_arrays = {"logits": logits, **acts}
+    for name, want in {"logits": want_logits, **want_acts}.items():
+        err = max_rel_error(got_arrays[name], want)
+        assert err <= FORWARD_RTOL, (
+            f"{backend} {name}: got max|Δ| = {err:.2e}·max|ref|, but should be ≤ {FORWARD_RTOL:.0e}"
+        )
+    want_dir, _ = tiny_files
+    for path in vis.render(TINY, x, logits, acts, tmp_path, class_names=NAMES):
+        got, want = _frames(path), _frames(want_dir / path.name)
+        assert len(got) == len(want), f"{backend} {path.name}: got {len(got)} frames, but should be {len(want)}"
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert a.shape == b.shape, f"{backend} {path.name} frame {i}: got {a.shape}, but should be {b.shape}"
+            share = float(np.any(a != b, axis=-1).mean())
+            assert share <= PIXEL_SHARE, (
+                f"{backend} {path.name} frame {i}: got {share:.2%} of pixels unlike NumPy's, "
+                f"but should be ≤ {PIXEL_SHARE:.0%}"
+            )
 
 
 def test_gif_to_mp4_pads_odd_sizes(tmp_path):
     frames = [Image.new("RGB", (33, 21), (40 * i, 90, 200)) for i in range(5)]
     frames[0].save(tmp_path / "odd.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     mp4 = vis.gif_to_mp4(tmp_path / "odd.gif", tmp_path / "odd.mp4", fps=5)
-    reader = imageio_ffmpeg.read_frames(str(mp4))
-    meta = next(reader)
-    assert tuple(meta["size"]) == (34, 22)
-    assert sum(1 for _ in reader) == 5
+    assert _mp4(mp4).shape == (5, 22, 34, 3)
     with pytest.raises(InputError, match="no GIF at"):
         vis.gif_to_mp4(tmp_path / "missing.gif", tmp_path / "x.mp4")
 
@@ -239,9 +323,7 @@ def test_cli_volume_sample_with_mp4(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test example 3 of volumes" in printed
     assert _gif(out / "input_slices.gif")[0] == 32
-    reader = imageio_ffmpeg.read_frames(str(out / "input_slices.mp4"))
-    next(reader)
-    assert sum(1 for _ in reader) == 32
+    assert len(_mp4(out / "input_slices.mp4")) == 32
 
 
 def test_cli_2d_sample_of_mnist5k(tmp_path, capsys):
