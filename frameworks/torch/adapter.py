@@ -14,10 +14,15 @@ import torch
 import torch.nn.functional as F
 
 import nin
+from nin.heap import retain_freed_memory
 
 from .model import NiN
 
 DEVICES = ("cpu", "gpu")
+
+# CPU tensors come from malloc: keep freed activations in the heap instead of re-mapping them
+# every step (nin.heap)
+retain_freed_memory()
 
 # channels-last weights make every convolution and pool run channels-last (oneDNN's native
 # layout on CPU): measured on 2 cores, about a quarter less time per training step of nin_d2l and

@@ -36,7 +36,7 @@ def nin_block(in_channels: int, block_spec: nin.NiNBlock, ndim: int = 2) -> nn.S
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for c, cv in enumerate(block_spec.convs):
         layers[f"conv{c}"] = _CONV[ndim](in_channels, cv.out_channels, cv.kernel, cv.stride, cv.padding)
-        layers[f"relu{c}"] = nn.ReLU()
+        layers[f"relu{c}"] = nn.ReLU(inplace=True)  # no second activation-sized tensor per layer
         in_channels = cv.out_channels
     return nn.Sequential(layers)
 
