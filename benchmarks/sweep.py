@@ -46,7 +46,9 @@ def main() -> int:
         recs = [r for res in by_size for r in res["records"] if r["backend"] == backend and "error" not in r]
         axes[1].plot([r["input_size"][0] for r in recs], [r.get("train_gflops", 0) for r in recs], "o-", label=backend)
     for ax, xlabel in zip(axes, ("batch size (224×224)", "input size (batch 8)"), strict=True):
-        ax.axhline(by_batch["peak_gflops"], color="grey", ls="--", lw=1, label="matmul peak")
+        if by_batch["peak_gflops"]:
+            peak = f"{by_batch['peak_probe']} GEMM peak"
+            ax.axhline(by_batch["peak_gflops"], color="grey", ls="--", lw=1, label=peak)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("training step GFLOP/s")
         ax.legend(fontsize=8)
