@@ -12,7 +12,7 @@ import pytest
 from conftest import backend_or_skip, selected_backends
 
 import nin
-from nin.bench import GPU_PROBES, peak_probe
+from nin.bench import GPU_PROBES, machine_peak
 from nin.frameworks import backend_precisions
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -155,8 +155,9 @@ def test_bench_on_a_missing_gpu_is_one_clear_line_per_case(tmp_path):
 def test_gpu_gemm_probe(framework):
     if not backend_or_skip(framework).gpu_available():
         pytest.skip(f"no GPU visible to {framework}")
-    probes = peak_probe(framework, "gpu", "bf16", threads=1, sizes=[4096])
-    assert set(probes) == {framework, f"{framework} bf16"}
+    peak = machine_peak([framework], "gpu", "bf16", os.cpu_count() or 1, [4096], ENV, log=lambda line: None)
+    probes = peak["peak_probes"]
+    assert set(probes) == {framework, f"{framework} bf16"}, peak["peak_probe_errors"]
     # tensor cores: a bfloat16 GEMM outruns a float32 one (TF32 off) several times on any recent GPU
     assert probes[f"{framework} bf16"] > probes[framework] > 0, probes
 
