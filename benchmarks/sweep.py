@@ -18,8 +18,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from nin.bench import bench  # noqa: E402
+from nin.bench import bench, run_heading  # noqa: E402
 from nin.frameworks import available_backends  # noqa: E402
+from nin.tables import markdown_table  # noqa: E402
 
 
 def main() -> int:
@@ -54,22 +55,22 @@ def _ok(records: list[dict], backend: str) -> list[dict]:
 
 def sweep_markdown(model: str, by_batch: dict, size_records: list[dict]) -> str:
     """One row per (backend, case): forward and training-step time and GFLOP/s."""
-    lines = [
-        f"{model}: {by_batch['machine']}; float32 matmul peak {by_batch['peak_gflops']:.0f} GFLOP/s; "
-        f"{by_batch['threads']} threads.",
-        "",
-        "| backend | input | batch | forward ms | fwd GFLOP/s | train step s | train GFLOP/s | train img/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    header = ("backend", "input", "batch", "forward ms", "fwd GFLOP/s", "train step s", "train GFLOP/s", "train img/s")
+    rows = [
+        (
+            backend,
+            "×".join(str(n) for n in r["input_size"]),
+            r["batch_size"],
+            f"{r['forward_s'] * 1e3:.1f}",
+            f"{r['forward_gflops']:.0f}",
+            f"{r['train_step_s']:.3f}",
+            f"{r['train_gflops']:.0f}",
+            f"{r['train_images_per_s']:.1f}",
+        )
+        for backend in dict.fromkeys(r["backend"] for r in by_batch["records"])
+        for r in _ok(by_batch["records"], backend) + _ok(size_records, backend)
     ]
-    backends = dict.fromkeys(r["backend"] for r in by_batch["records"])
-    for backend in backends:
-        for r in _ok(by_batch["records"], backend) + _ok(size_records, backend):
-            size = "×".join(str(n) for n in r["input_size"])
-            lines.append(
-                f"| {backend} | {size} | {r['batch_size']} | {r['forward_s'] * 1e3:.1f} | {r['forward_gflops']:.0f} "
-                f"| {r['train_step_s']:.3f} | {r['train_gflops']:.0f} | {r['train_images_per_s']:.1f} |"
-            )
-    return "\n".join(lines) + "\n"
+    return f"{model}: {run_heading(by_batch)}.\n\n" + markdown_table(header, rows, right=range(2, 8)) + "\n"
 
 
 def plot(args, by_batch: dict, size_records: list[dict], path: Path) -> None:
@@ -83,7 +84,9 @@ def plot(args, by_batch: dict, size_records: list[dict], path: Path) -> None:
     for row, what in enumerate(("forward", "training step")):
         for col, xlabel in enumerate(("batch size (224×224)", "input size (batch 8)")):
             ax = axes[row][col]
-            ax.axhline(by_batch["peak_gflops"], color="grey", ls="--", lw=1, label="matmul peak")
+            if by_batch["peak_gflops"]:
+                peak = f"{by_batch['peak_probe']} GEMM peak"
+                ax.axhline(by_batch["peak_gflops"], color="grey", ls="--", lw=1, label=peak)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"{what} GFLOP/s")
             ax.set_ylim(bottom=0)

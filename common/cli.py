@@ -5,6 +5,7 @@ nin compare [MODEL] [--backends ...] [--json F]
 nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
 nin models
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
+nin bench [--backends ...] [--models ...] [--batch-sizes ...] [--device cpu|gpu] [--precision float32|bf16] [--json F] ...
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def _bench(args) -> int:
             _check_input_size(spec, args.input_size)
     result = bench(
         backends, args.models, args.batch_sizes, args.input_size, args.device, args.threads,
-        args.warmup, args.repeats, not args.no_peer, log=lambda line: print(line, file=sys.stderr),
+        args.warmup, args.repeats, not args.no_peer, args.precision, args.peak_sizes,
+        log=lambda line: print(line, file=sys.stderr),
     )  # fmt: skip
     print(bench_text(result))
     _save(result, args.json, args.markdown, bench_markdown)
@@ -193,7 +195,8 @@ def _epoch_pictures(args, dataset):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .frameworks import list_backends
+    from .bench import PEAK_SIZES
+    from .frameworks import PRECISIONS, list_backends
     from .zoo import list_models
 
     parser = argparse.ArgumentParser(prog="nin", description="Network in Network in four frameworks, proven identical.")
@@ -276,10 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[32], metavar="B")
     p.add_argument("--input-size", type=int, nargs="+", metavar="N")
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="bf16: mixed precision, float32 parameters and bfloat16 arithmetic (torch and jax)",
+    )
     p.add_argument("--threads", type=int, help="threads for every framework (default: all cores)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-peer", action="store_true", help="skip the d2l book's code")
+    p.add_argument(
+        "--peak-sizes",
+        type=int,
+        nargs="+",
+        default=list(PEAK_SIZES),
+        metavar="N",
+        help=f"matrix sizes of the GEMM probes that measure the peak (default: {' '.join(map(str, PEAK_SIZES))})",
+    )
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--markdown", metavar="FILE")
     p.add_argument("--plot", metavar="FILE", help="PNG bar chart")

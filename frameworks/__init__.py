@@ -7,6 +7,7 @@ own backend unavailable, with a message naming the extra to install.
 Every backend module exports the same names (the contract in DESIGN.md):
 ``nin_block``, ``NiN``, ``build``, ``load_state``, ``export_state``, ``forward``,
 ``intermediates``, ``param_count``, ``loss_and_grads``, ``framework_version``.
+``build(..., precision=...)`` takes one of the backend's ``backend_precisions``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ _REQUIRES: dict[str, tuple[str, ...]] = {
     "mxnet": ("mxnet",),
 }
 
+# backend name -> the compute precisions its ``build`` accepts.  "bf16" is mixed precision:
+# float32 parameters and updates, bfloat16 arithmetic in the forward and backward passes.
+_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("float32", "bf16"),
+    "tensorflow": ("float32",),
+    "jax": ("float32", "bf16"),
+    "mxnet": ("float32",),
+}
+PRECISIONS = ("float32", "bf16")
+
 
 def list_backends() -> list[str]:
     """Every backend the suite knows, installed or not."""
@@ -39,6 +50,24 @@ def missing_modules(name: str) -> list[str]:
 def available_backends() -> list[str]:
     """The backends whose frameworks are installed (checked without importing them)."""
     return [name for name in _REQUIRES if not missing_modules(name)]
+
+
+def backend_precisions(name: str) -> tuple[str, ...]:
+    """The compute precisions a backend's ``build`` accepts, "float32" first."""
+    return _PRECISIONS[name]
+
+
+def check_precision(backend: str, precision: str) -> str:
+    """``precision`` if ``backend`` computes in it; otherwise an error naming the allowed values."""
+    if precision not in PRECISIONS:
+        raise UnknownNameError(f"unknown precision {precision!r}; known precisions: {', '.join(PRECISIONS)}")
+    if precision not in _PRECISIONS[backend]:
+        having = " and ".join(name for name, allowed in _PRECISIONS.items() if precision in allowed)
+        raise UnknownNameError(
+            f"{precision} is measured for {having} only; the {backend} backend computes in "
+            f"{', '.join(_PRECISIONS[backend])} (use precision='float32')"
+        )
+    return precision
 
 
 def get_backend(name: str) -> ModuleType:

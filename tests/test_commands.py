@@ -9,9 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import selected_backends
+from conftest import backend_or_skip, selected_backends
 
 import nin
+from nin.bench import GPU_PROBES, machine_peak
+from nin.frameworks import backend_precisions
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -71,16 +73,26 @@ def test_summary_read_off_the_live_model(backend):
     assert live == spec
 
 
+# the GEMM probes at a size that takes milliseconds (the default, 2048 and 4096, takes seconds)
+QUICK_PEAK = ("--peak-sizes", "256")
+
+
 def test_bench_record(tmp_path):
     backend = selected_backends()[0]
     out = _nin(
         "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--repeats", "1",
         "--warmup", "0", "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md"),
-        "--plot", str(tmp_path / "b.png"),
+        "--plot", str(tmp_path / "b.png"), *QUICK_PEAK,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((tmp_path / "b.json").read_text())
+    assert set(result["peak_probes"]) == {"numpy", backend}, result["peak_probe_errors"]
+    assert result["peak_probe"] == max(result["peak_probes"], key=result["peak_probes"].get)
+    assert result["peak_gflops"] == result["peak_probes"][result["peak_probe"]] > 0
+    named = f"from the {result['peak_probe']} GEMM"
+    assert named in out.stdout and named in (tmp_path / "b.md").read_text()
     (record,) = result["records"]
+    assert record["precision"] == "float32" and record["peak_gflops"] == result["peak_gflops"]
     for key in (
         "peak_gflops",
         "forward_s",
@@ -95,6 +107,59 @@ def test_bench_record(tmp_path):
         3 * 2 * 2 * nin.mac_count(nin.get_spec("nin_tiny")) / record["train_step_s"] / 1e9
     )
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("backend", [b for b in selected_backends() if "bf16" in backend_precisions(b)])
+def test_bench_bf16_records(tmp_path, backend):
+    backend_or_skip(backend)
+    out = _nin(
+        "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--precision", "bf16",
+        "--json", str(tmp_path / "b.json"), *QUICK_PEAK,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["precision"] == "bf16" and {backend, f"{backend} bf16"} <= set(result["peak_probes"])
+    (record,) = result["records"]
+    assert record["precision"] == "bf16" and record["train_step_s"] > 0
+
+
+@pytest.mark.parametrize("backend", [b for b in selected_backends() if "bf16" not in backend_precisions(b)])
+def test_bench_bf16_elsewhere_is_an_error_record(tmp_path, backend):
+    backend_or_skip(backend)
+    out = _nin(
+        "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--precision", "bf16",
+        "--json", str(tmp_path / "b.json"), *QUICK_PEAK,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    (record,) = json.loads((tmp_path / "b.json").read_text())["records"]
+    assert record["precision"] == "bf16" and record["error"].startswith("bf16 is measured for torch and jax only")
+
+
+def test_bench_on_a_missing_gpu_is_one_clear_line_per_case(tmp_path):
+    if backend_or_skip("torch").gpu_available():
+        pytest.skip("torch sees a GPU: this test is for machines without one")
+    out = _nin(
+        "bench", "--backends", "torch", "--models", "nin_tiny", "--batch-sizes", "2", "4", "--device", "gpu",
+        "--json", str(tmp_path / "b.json"),
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert [r["error"].startswith("device='gpu' needs a CUDA GPU") for r in result["records"]] == [True, True]
+    failed = [line for line in out.stderr.splitlines() if "FAILED" in line]
+    assert len(failed) == 2 and all("device='gpu'" in line for line in failed), out.stderr
+    assert result["peak_probe_errors"]["torch"].startswith("device='gpu' needs a CUDA GPU")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("framework", GPU_PROBES)
+def test_gpu_gemm_probe(framework):
+    if not backend_or_skip(framework).gpu_available():
+        pytest.skip(f"no GPU visible to {framework}")
+    peak = machine_peak([framework], "gpu", "bf16", os.cpu_count() or 1, [4096], ENV, log=lambda line: None)
+    probes = peak["peak_probes"]
+    assert set(probes) == {framework, f"{framework} bf16"}, peak["peak_probe_errors"]
+    # tensor cores: a bfloat16 GEMM outruns a float32 one (TF32 off) several times on any recent GPU
+    assert probes[f"{framework} bf16"] > probes[framework] > 0, probes
 
 
 def test_train_visualize_every(tmp_path):

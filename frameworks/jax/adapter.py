@@ -9,7 +9,7 @@ training-mode forward.  All layout conversion happens in this file:
 * the fully connected head: canonical ``head.weight`` is (out, C·H·W) over (C, H, W)-flattened
   features; the Flax model flattens its native (H, W, C) activations, so the rows are permuted
   to (H·W·C, out) here rather than transposing activations in the model;
-* activations out: NHWC → NCHW.
+* activations out: NHWC → NCHW, and float32 also from a bfloat16 model.
 
 The forward, intermediate and gradient functions are ``jax.jit``-compiled once per
 (module, input shape): modules hash by value, so every model built from equal specs shares
@@ -30,11 +30,14 @@ import optax
 from jax import lax
 
 import nin
+from nin.frameworks import check_precision
 from nin.weights import Weights
 
 from .model import NiN
 
 DEVICES = ("cpu", "gpu")
+# ``build``'s precision -> the Flax modules' computation dtype (None: the float32 of the parameters)
+_COMPUTE_DTYPES = {"float32": None, "bf16": jnp.bfloat16}
 
 
 @dataclass
@@ -130,17 +133,20 @@ def _to_canonical(spec: nin.NiNSpec, tree) -> Weights:
 
 @functools.partial(jax.jit, static_argnames=("module", "train"))
 def _logits(module: NiN, params, x, key, train: bool):
-    return module.apply({"params": params}, _channels_last(x), train=train, rngs={"dropout": key} if train else None)
+    """float32 logits, whatever the module computes in (a bfloat16 model's go back to float32
+    for the loss)."""
+    logits = module.apply({"params": params}, _channels_last(x), train=train, rngs={"dropout": key} if train else None)
+    return logits.astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _intermediates(module: NiN, params, x):
     _, state = module.apply({"params": params}, _channels_last(x), train=False, mutable=["intermediates"])
-    return jax.tree.map(_channels_first, state["intermediates"])
+    return jax.tree.map(lambda a: _channels_first(a).astype(jnp.float32), state["intermediates"])
 
 
 def _loss(params, module: NiN, x, labels):
-    logits = module.apply({"params": params}, _channels_last(x), train=False)
+    logits = _logits(module, params, x, None, train=False)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
@@ -161,13 +167,19 @@ def _device(device: str) -> jax.Device:
     return jax.devices(device)[0]
 
 
-def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier") -> FlaxNiN:
+def build(
+    spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier", precision: str = "float32"
+) -> FlaxNiN:
     """A ``FlaxNiN`` on ``device`` with ``nin.init_weights(spec, seed, init)`` loaded.  On the
-    GPU every convolution and the head run at ``Precision.HIGHEST`` (no TF32)."""
+    GPU every float32 convolution and the head run at ``Precision.HIGHEST`` (no TF32);
+    ``precision="bf16"`` computes in bfloat16 from float32 parameters (the module's ``dtype``)."""
+    dtype = _COMPUTE_DTYPES[check_precision("jax", precision)]
     place = _device(device)
-    precision = lax.Precision.HIGHEST if device == "gpu" else None
+    # HIGHEST asks for full float32 passes; bfloat16 operands need no such request
+    lax_precision = lax.Precision.HIGHEST if device == "gpu" and dtype is None else None
     weights = nin.init_weights(spec, seed, init)
-    model = FlaxNiN(NiN(spec, precision=precision), {}, place, jax.device_put(jax.random.key(seed), place))
+    module = NiN(spec, precision=lax_precision, dtype=dtype)
+    model = FlaxNiN(module, {}, place, jax.device_put(jax.random.key(seed), place))
     load_state(model, weights)
     return model
 

@@ -19,6 +19,10 @@ sum divided by a precomputed divisor.
 The fully connected head (``nin.Linear``) flattens the native (H, W, C) activations, as any
 Flax model does; ``adapter.py`` permutes the canonical (C, H, W)-ordered weight rows to match.
 
+``dtype`` is the computation dtype of every convolution, the head and so the pools between
+them (``jnp.bfloat16`` for mixed precision: Flax's ``dtype`` with ``param_dtype`` float32, so
+the parameters stay float32); ``None`` computes in the inputs' and parameters' float32.
+
 Two choices are made for XLA:CPU's sake, not the network's: a 1×1 convolution runs as one
 matrix product over all pixels (``conv_general_dilated``), and max pooling has its own
 gradient rule (``max_pool``, a ``jax.custom_vjp``), because XLA:CPU runs JAX's
@@ -40,8 +44,8 @@ import itertools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
+from jax.typing import DTypeLike
 
 import nin
 from nin.shapes import avg_pool_divisor, pool_padding
@@ -70,6 +74,7 @@ class MlpConv(nn.Module):
 
     block_spec: nin.NiNBlock
     precision: lax.Precision | None = None
+    dtype: DTypeLike | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -80,6 +85,8 @@ class MlpConv(nn.Module):
                 cv.stride,
                 padding=[(p, p) for p in cv.padding],
                 precision=self.precision,
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
                 conv_general_dilated=conv_general_dilated,
             )
             x = nn.relu(conv(x))
@@ -87,9 +94,15 @@ class MlpConv(nn.Module):
         return x
 
 
-def nin_block(block_spec: nin.NiNBlock, *, precision: lax.Precision | None = None, name: str | None = None) -> MlpConv:
+def nin_block(
+    block_spec: nin.NiNBlock,
+    *,
+    precision: lax.Precision | None = None,
+    dtype: DTypeLike | None = None,
+    name: str | None = None,
+) -> MlpConv:
     """The Flax module of one spec block (``nin.nin_block(96, 11, 4, 0)`` describes one)."""
-    return MlpConv(block_spec, precision=precision, name=name)
+    return MlpConv(block_spec, precision=precision, dtype=dtype, name=name)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -149,27 +162,30 @@ max_pool.defvjp(_max_pool_forward, _max_pool_backward)
 
 
 def avg_pool(x: jax.Array, pool: nin.AvgPool) -> jax.Array:
-    """Average pooling: a sum over zero-padded windows divided by the clipped window size."""
+    """Average pooling: a sum over zero-padded windows divided by the clipped window size, in
+    the dtype of ``x``."""
     size = x.shape[1:-1]
     padding = ((0, 0), *pool_padding(size, pool), (0, 0))
     summed = lax.reduce_window(x, 0.0, lax.add, (1, *pool.kernel, 1), (1, *pool.stride, 1), padding)
-    return summed / avg_pool_divisor(size, pool)[..., None].astype(np.float32)
+    return summed / avg_pool_divisor(size, pool)[..., None].astype(x.dtype)
 
 
 class NiN(nn.Module):
     """A whole Network in Network, built from a ``nin.NiNSpec``, on channels-last input.
 
     ``train=True`` applies dropout and needs a ``"dropout"`` rng.  ``precision`` is passed to
-    every convolution and the head (``lax.Precision.HIGHEST`` keeps GPUs off TF32)."""
+    every convolution and the head (``lax.Precision.HIGHEST`` keeps GPUs off TF32), and so is
+    ``dtype``, the computation dtype (``jnp.bfloat16``: bfloat16 logits from float32 parameters)."""
 
     spec: nin.NiNSpec
     precision: lax.Precision | None = None
+    dtype: DTypeLike | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         for name, layer in self.spec.named_layers():
             if isinstance(layer, nin.NiNBlock):
-                x = nin_block(layer, precision=self.precision, name=name)(x)
+                x = nin_block(layer, precision=self.precision, dtype=self.dtype, name=name)(x)
                 continue
             if isinstance(layer, nin.MaxPool):
                 x = max_pool(x, layer)
@@ -180,6 +196,9 @@ class NiN(nn.Module):
             elif isinstance(layer, nin.GlobalAvgPool):
                 x = jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
             else:
-                x = nn.Dense(layer.out_features, precision=self.precision)(x.reshape(x.shape[0], -1))
+                dense = nn.Dense(
+                    layer.out_features, precision=self.precision, dtype=self.dtype, param_dtype=jnp.float32
+                )
+                x = dense(x.reshape(x.shape[0], -1))
             self.sow("intermediates", name, x)
         return x

@@ -19,7 +19,9 @@ The step is one compiled function of (parameters, optimizer state, batch, rate, 
 static in the module and the recipe's μ and λ, so trainers of equal specs and recipes share
 the compiled code.  The rate is a traced scalar from which the chain is built inside the
 trace, so a new rate every step does not recompile; the parameter and optimizer-state
-buffers are donated and updated in place.  The trained parameters live in the ``FlaxNiN``'s
+buffers are donated and updated in place.  A model built with ``precision="bf16"`` computes
+in bfloat16 (its module's ``dtype``) and takes the loss of float32 logits; the parameters,
+gradients and optimizer state stay float32.  The trained parameters live in the ``FlaxNiN``'s
 ``params``, so ``adapter.forward`` and ``adapter.export_state`` see them.
 
 Dropout masks come from the ``FlaxNiN``'s key, which ``begin_epoch`` sets to

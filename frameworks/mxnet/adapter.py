@@ -17,6 +17,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 import nin
+from nin.frameworks import check_precision
 
 from .model import NiN
 
@@ -36,9 +37,12 @@ def _context(device: str) -> mx.Context:
     raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
 
 
-def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier") -> NiN:
+def build(
+    spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier", precision: str = "float32"
+) -> NiN:
     """A hybridized ``NiN`` on ``device`` ("cpu" or "gpu"), its weights set to
-    ``nin.init_weights(spec, seed, init)``."""
+    ``nin.init_weights(spec, seed, init)``.  Only ``precision="float32"`` is implemented here."""
+    check_precision("mxnet", precision)
     ctx = _context(device)
     weights = nin.init_weights(spec, seed, init)
     model = NiN(spec)

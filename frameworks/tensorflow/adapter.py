@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import nin
+from nin.frameworks import check_precision
 
 from .model import NiN
 
@@ -33,9 +34,13 @@ if keras.backend.backend() != "tensorflow":
 DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
 
 
-def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier") -> NiN:
+def build(
+    spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier", precision: str = "float32"
+) -> NiN:
     """The Keras model of ``spec`` on ``device`` ("cpu" or "gpu"), its weights set to
-    ``nin.init_weights(spec, seed, init)``.  On a GPU, TF32 is turned off (float32 matmuls)."""
+    ``nin.init_weights(spec, seed, init)``.  On a GPU, TF32 is turned off (float32 matmuls).
+    Only ``precision="float32"`` is implemented here."""
+    check_precision("tensorflow", precision)
     weights = nin.init_weights(spec, seed, init)
     placement = _placement(device)
     with tf.device(placement):

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import nin
+from nin.frameworks import check_precision
 from nin.heap import retain_freed_memory
 
 from .model import NiN
@@ -47,12 +48,17 @@ def _device(device: str) -> torch.device:
     raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
 
 
-def build(spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier") -> NiN:
+def build(
+    spec: nin.NiNSpec, seed: int = 0, device: str = "cpu", init: str = "xavier", precision: str = "float32"
+) -> NiN:
     """A ``NiN`` in evaluation mode on ``device`` ("cpu" or "gpu"), its weights set to
-    ``nin.init_weights(spec, seed, init)``."""
+    ``nin.init_weights(spec, seed, init)``.  ``precision="bf16"`` makes ``forward`` and
+    ``Trainer.step`` run under ``torch.autocast`` to bfloat16; the parameters stay float32."""
+    precision = check_precision("torch", precision)
     target = _device(device)
     weights = nin.init_weights(spec, seed, init)
     model = NiN(spec).to(target, memory_format=_MEMORY_FORMAT[spec.ndim]).eval()
+    model.precision = precision
     load_state(model, weights)
     return model
 
@@ -72,7 +78,7 @@ def export_state(model: NiN) -> nin.weights.Weights:
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     """A C-contiguous float32 copy that shares no memory with the model."""
-    return t.detach().cpu().numpy().copy()
+    return t.detach().float().cpu().numpy().copy()
 
 
 def _tensor(model: NiN, x) -> torch.Tensor:
@@ -81,12 +87,21 @@ def _tensor(model: NiN, x) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(next(model.parameters()).device)
 
 
+def _autocast(model: NiN) -> torch.autocast:
+    """Mixed precision as ``model.precision`` says: autocast to bfloat16 on the model's device
+    for "bf16", off for "float32"."""
+    device_type = next(model.parameters()).device.type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=model.precision == "bf16")
+
+
 def _run(model: NiN, x: torch.Tensor, train: bool) -> torch.Tensor:
-    """``model(x)`` in training or evaluation mode, leaving the model's mode as it was."""
+    """``model(x)`` in training or evaluation mode at the model's precision, leaving the
+    model's mode as it was."""
     was_training = model.training
     model.train(train)
     try:
-        return model(x)
+        with _autocast(model):
+            return model(x)
     finally:
         model.train(was_training)
 
@@ -132,7 +147,7 @@ def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
     target = torch.as_tensor(nin.check_labels(model.spec, labels, len(x)), device=x.device)
     params = dict(model.named_parameters())
     with torch.enable_grad():
-        loss = F.cross_entropy(_run(model, x, train=False), target)
+        loss = F.cross_entropy(_run(model, x, train=False).float(), target)
         grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
     return loss.item(), {name: _numpy(grads[name]) for name in nin.weight_shapes(model.spec)}
 

@@ -51,7 +51,13 @@ def _pool(pool: nin.MaxPool | nin.AvgPool, ndim: int) -> nn.Module:
 
 class NiN(nn.Module):
     """A Network in Network built from a spec: mlpconv blocks, pools and dropout, then global
-    average pooling (one score per channel of the last block) or a fully connected head."""
+    average pooling (one score per channel of the last block) or a fully connected head.
+
+    ``precision`` is the arithmetic the adapter and ``Trainer`` run the model in ("float32",
+    or "bf16": ``torch.autocast`` to bfloat16 with the parameters kept float32); the module
+    itself is plain float32 either way.  ``adapter.build`` sets it."""
+
+    precision: str = "float32"
 
     def __init__(self, spec: nin.NiNSpec):
         super().__init__()

@@ -1,4 +1,6 @@
-"""Training NiN with PyTorch's own tools: ``torch.optim.SGD`` on the channels-last model.
+"""Training NiN with PyTorch's own tools: ``torch.optim.SGD`` on the channels-last model, under
+``torch.autocast`` to bfloat16 when the model was built with ``precision="bf16"`` (the
+parameters, their gradients and the update stay float32).
 
 ``torch.optim.SGD(momentum=μ, weight_decay=λ)`` is the suite's update as written
 (frameworks/README.md): ``b ← μ·b + (g + λ·w)``, ``w ← w − lr·b`` — PyTorch's convention is
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 import nin
 from nin.train import Recipe, derive_seed
 
-from .adapter import _numpy, _tensor, export_state, load_state
+from .adapter import _autocast, _numpy, _tensor, export_state, load_state
 from .model import NiN
 
 
@@ -43,8 +45,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        logits = self.model(inputs)
-        loss = F.cross_entropy(logits, labels)
+        with _autocast(self.model):  # float32 parameters; a bf16 model's logits cast back for the loss
+            logits = self.model(inputs)
+            loss = F.cross_entropy(logits.float(), labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -56,9 +59,9 @@ class Trainer:
         inputs = _tensor(self.model, x)
         labels = self._labels(y, len(inputs))
         self.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast(self.model):
             logits = self.model(inputs)
-            loss = F.cross_entropy(logits, labels, reduction="sum")
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
         return loss.item(), int((logits.argmax(dim=1) == labels).sum())
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
