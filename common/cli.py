@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         default="mnist5k",
-        help="mnist5k | fashion-mnist:DIR | cifar10:DIR | synthetic[:CxHxW] (default mnist5k)",
+        help="mnist5k | fashion-mnist:DIR | cifar10:DIR | volumes[:N] | synthetic[:CxHxW] (default mnist5k)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="metrics.jsonl, curves.png, checkpoint.npz go here")
     known = {"schedule": f" (of {', '.join(SCHEDULES)})", "init": f" (of {', '.join(INITIALIZERS)})"}

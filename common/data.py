@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import DataError, InputError, UnknownNameError
 
-DATASET_FORMS = ("mnist5k", "fashion-mnist:DIR", "cifar10:DIR", "volumes", "synthetic", "synthetic:CxHxW")
+DATASET_FORMS = ("mnist5k", "fashion-mnist:DIR", "cifar10:DIR", "volumes", "volumes:N", "synthetic", "synthetic:CxHxW")
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES = (
@@ -491,8 +491,8 @@ def synthetic(
 
 def load_dataset(arg: str, input_size: int | tuple[int, ...] | None = None) -> Dataset:
     """A dataset from its command-line form: ``mnist5k``, ``fashion-mnist:DIR``,
-    ``cifar10:DIR``, ``volumes`` (``nin.volumes``: 1,000 + 200 voxelised solids, generated at
-    the model's size, 32³ by default), ``synthetic`` (1×28×28) or ``synthetic:CxHxW`` (``synthetic:3x32x32``,
+    ``cifar10:DIR``, ``volumes`` (``nin.volumes``: 2,000 training + 400 test voxelised solids,
+    generated at the model's size, 32³ by default), ``volumes:N`` (N training volumes), ``synthetic`` (1×28×28) or ``synthetic:CxHxW`` (``synthetic:3x32x32``,
     ``synthetic:1x16x16x16`` for volumes).  ``input_size`` resizes images to the model's size;
     synthetic data is generated at that size instead."""
     name, sep, rest = arg.strip().partition(":")
@@ -502,10 +502,15 @@ def load_dataset(arg: str, input_size: int | tuple[int, ...] | None = None) -> D
         return load_fashion_mnist(rest, input_size)
     if name == "cifar10" and rest:
         return load_cifar10(rest, input_size)
-    if name == "volumes" and not sep:
+    if name == "volumes":
         from .volumes import load_volumes
 
-        return load_volumes(size=input_size if input_size is not None else 32)
+        size = input_size if input_size is not None else 32
+        if not sep:
+            return load_volumes(size=size)
+        if not rest.isdigit() or int(rest) < 1:
+            raise UnknownNameError(f"dataset {arg!r}: write the number of training volumes, e.g. volumes:4000")
+        return load_volumes(n_train=int(rest), size=size)
     if name == "synthetic":
         try:
             shape = tuple(int(s) for s in rest.split("x")) if rest else (1, 28, 28)

@@ -8,7 +8,7 @@ In the spirit of the ModelNet voxel grids used by VoxNet (Maturana & Scherer 201
 generated in NumPy in a second, so tests and demos need no download.
 
     x, y = make_volumes(1000, size=32, seed=0)      # (1000, 1, 32, 32, 32) float32, int64
-    ds = load_volumes(n_train=1000, n_test=200)     # a nin.data.Dataset named "volumes"
+    ds = load_volumes(n_train=2000, n_test=400)     # a nin.data.Dataset named "volumes"
 
 Every shape is a signed distance function of a point in the solid's own frame (its
 bounding radius is about 1); a voxel at world distance ``d`` from the surface (negative
@@ -88,8 +88,8 @@ def make_volumes(
 
 
 def load_volumes(
-    n_train: int = 1000,
-    n_test: int = 200,
+    n_train: int = 2000,
+    n_test: int = 400,
     size: int | tuple[int, int, int] = 32,
     seed: int = 0,
     noise: float = 0.0,

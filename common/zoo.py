@@ -261,14 +261,20 @@ def nin3d(num_classes=10, in_channels=1, input_size=32) -> NiNSpec:
     """A volumetric NiN for voxel grids or medical volumes (1×32×32×32 by default): three
     mlpconv blocks of 3-D convolutions, as in the paper's blocks with every 2-D window made
     cubic, max pools 2×2×2, dropout, global average pooling.  In the spirit of VoxNet
-    (Maturana & Scherer 2015) with NiN's classifier."""
+    (Maturana & Scherer 2015) with NiN's classifier.
+
+    The classifier block is 64 wide before its last 1×1 convolution narrows it to the classes
+    (the paper's CIFAR-10 block is 192 → 192 → 10); with all three of its convolutions only
+    ``num_classes`` wide (d2l's last block) this network reached 29 % on the synthetic solids
+    (``nin.volumes``, 2,000 training volumes, 8 epochs, the default recipe) where the 64-wide
+    one reached 67.5 %."""
     layers = (
         nin_block(16, 3, 1, 1, ndim=3),
         max_pool(2, 2, ndim=3),
         nin_block(32, 3, 1, 1, ndim=3),
         max_pool(2, 2, ndim=3),
         Dropout(0.5),
-        nin_block(num_classes, 3, 1, 1, ndim=3),
+        nin_block(64, 3, 1, 1, mlp=(64, num_classes), ndim=3),
         GlobalAvgPool(),
     )
     return NiNSpec("nin3d", in_channels, _size(input_size, 3), num_classes, layers, "nin-suite volumetric variant")

@@ -467,3 +467,11 @@ def test_import_pulls_in_no_framework_and_no_mlxtend():
 def test_load_dataset_volumes_at_the_model_size():
     ds = load_dataset("volumes", input_size=(8, 8, 8))
     assert ds.x_train.shape[1:] == (1, 8, 8, 8) and ds.num_classes == 10
+
+
+def test_load_dataset_volumes_count():
+    ds = load_dataset("volumes:30", input_size=(8, 8, 8))
+    assert len(ds.y_train) == 30 and len(ds.y_test) == 400
+    for bad in ("volumes:", "volumes:0", "volumes:many"):
+        with pytest.raises(UnknownNameError, match="number of training volumes"):
+            load_dataset(bad)
