@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from nin.bench import bench, run_heading  # noqa: E402
+from nin.bench import bench, peak_of, run_heading  # noqa: E402
 from nin.frameworks import available_backends  # noqa: E402
 from nin.tables import markdown_table  # noqa: E402
 
@@ -37,7 +37,16 @@ def main() -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     by_batch = bench(args.backends, [args.model], args.batch_sizes, repeats=args.repeats, peer=False, log=log)
     by_size = [
-        bench(args.backends, [args.model], [8], input_size=(s, s), repeats=args.repeats, peer=False, log=log)
+        bench(
+            args.backends,
+            [args.model],
+            [8],
+            input_size=(s, s),
+            repeats=args.repeats,
+            peer=False,
+            log=log,
+            peak=peak_of(by_batch),
+        )  # fmt: skip
         for s in args.input_sizes
     ]
     (out / "sweep.json").write_text(json.dumps({"batch": by_batch, "input": by_size}, indent=2))

@@ -331,14 +331,17 @@ def bench(
     precision: str = "float32",
     peak_sizes=PEAK_SIZES,
     log=print,
+    peak: dict | None = None,
 ) -> dict:
     """Every GEMM probe and every case in its own subprocess; a failed one is reported, not
     fatal.  On the CPU the probes are NumPy's and each benchmarked framework's GEMM; on a GPU,
-    those of ``GPU_PROBES``."""
+    those of ``GPU_PROBES``.  ``peak`` reuses the probes of an earlier result of the same
+    session (``peak_of(result)``) instead of measuring them again."""
     threads = threads or os.cpu_count() or 1
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="3")
-    probed = list(GPU_PROBES) if device == "gpu" else ["numpy", *backends]
-    peak = machine_peak(probed, device, precision, threads, list(peak_sizes), env, log)
+    if peak is None:
+        probed = list(GPU_PROBES) if device == "gpu" else ["numpy", *backends]
+        peak = machine_peak(probed, device, precision, threads, list(peak_sizes), env, log)
     log(_peak_summary(peak))
     records = []
     for model in models:
@@ -358,6 +361,11 @@ def bench(
         "threads": threads,
         "records": records,
     }
+
+
+def peak_of(result: dict) -> dict:
+    """The machine-peak part of a ``bench`` result, to hand to another ``bench`` call."""
+    return {key: result[key] for key in ("peak_gflops", "peak_probe", "peak_probes", "peak_probe_errors")}
 
 
 def machine_description() -> str:

@@ -87,17 +87,32 @@ def make_volumes(
     return x, labels
 
 
+# The standard deviation of the occupancy over the first 2,000 training volumes at 32³ (seed 0;
+# their mean is 0.0171: a solid fills under 2 % of its grid).  ``load_volumes`` divides by it,
+# as an image pipeline divides MNIST pixels by their 0.3081: the network then sees inputs of
+# unit scale.  Undivided, ``nin3d`` sat on its start-up plateau at chance for the first 4 of 12
+# epochs with the default recipe and ended at 70.5 % (lr 0.005; at lr 0.01 it went back to
+# chance); divided, it left the plateau in the 2nd epoch and reached 86.5 % in 9.
+OCCUPANCY_STD = 0.1216
+
+
 def load_volumes(
     n_train: int = 2000,
     n_test: int = 400,
     size: int | tuple[int, int, int] = 32,
     seed: int = 0,
     noise: float = 0.0,
+    scaled: bool = True,
 ) -> Dataset:
     """A ``nin.data.Dataset`` named "volumes": train and test from independent streams of
-    ``make_volumes``, NCDHW float32 in [0, 1], int64 labels, ``classes`` = ``CLASSES``."""
+    ``make_volumes``, NCDHW float32, int64 labels, ``classes`` = ``CLASSES``.  With ``scaled``
+    the occupancy is divided by ``OCCUPANCY_STD`` (values in [0, 1 / 0.1216], empty space
+    still 0), otherwise it is the occupancy in [0, 1]."""
     x_train, y_train = make_volumes(n_train, size, seed, noise, split="train")
     x_test, y_test = make_volumes(n_test, size, seed, noise, split="test")
+    if scaled:
+        x_train /= OCCUPANCY_STD
+        x_test /= OCCUPANCY_STD
     return Dataset("volumes", x_train, y_train, x_test, y_test, len(CLASSES), CLASSES)
 
 

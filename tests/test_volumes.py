@@ -114,3 +114,16 @@ def test_classes_are_distinguishable(small):
 def test_bad_arguments_are_clear(kwargs, match):
     with pytest.raises(DataError, match=match):
         make_volumes(**kwargs)
+
+
+def test_load_volumes_scales_by_the_occupancy_std():
+    """``load_volumes`` divides the occupancy by ``OCCUPANCY_STD`` (the inputs' scale the
+    training recipe needs, see ``nin.volumes``), which is what the stream's occupancy has."""
+    from nin.volumes import OCCUPANCY_STD
+
+    scaled, raw = load_volumes(40, 10, size=12), load_volumes(40, 10, size=12, scaled=False)
+    np.testing.assert_allclose(scaled.x_train, raw.x_train / OCCUPANCY_STD, rtol=1e-6)
+    np.testing.assert_allclose(scaled.x_test, raw.x_test / OCCUPANCY_STD, rtol=1e-6)
+    assert raw.x_train.min() == 0 and raw.x_train.max() <= 1
+    x, _ = make_volumes(300, size=32)
+    assert abs(x.std() / OCCUPANCY_STD - 1) < 0.05, f"occupancy std {x.std():.4f}, OCCUPANCY_STD {OCCUPANCY_STD}"
