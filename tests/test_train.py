@@ -387,3 +387,32 @@ def test_checkpoint_weights_load_with_load_weights(tmp_path):
     assert list(loaded) == list(weights)
     for name in weights:
         np.testing.assert_array_equal(loaded[name], weights[name])
+
+
+def test_sigkill_at_any_moment_leaves_a_checkpoint_that_resumes_exactly(tmp_path):
+    """A real ``kill -9`` of ``nin train`` while it trains and writes: the checkpoint left behind
+    loads, and resuming from it ends with the same weights as a run that was never stopped."""
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "nin.cli", "train", "--backend", "numpy", "--model", "nin_tiny", "--data",
+            "synthetic", "--input-size", "8", "8", "--batch-size", "128", "--epochs", "8", "--no-progress"]  # fmt: skip
+    killed, full = tmp_path / "killed", tmp_path / "full"
+    proc = subprocess.Popen([*args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = (killed / "metrics.jsonl").read_text().splitlines() if (killed / "metrics.jsonl").exists() else []
+        if len(lines) >= 3:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed: make it longer"
+    ckpt = train.load_checkpoint(killed / "checkpoint.npz")
+    assert 2 <= ckpt.epoch < 8
+    resumed = subprocess.run([*args, "--out", str(killed), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    subprocess.run([*args, "--out", str(full)], capture_output=True, text=True, check=True)
+    _assert_same_state(
+        train.load_checkpoint(killed / "checkpoint.npz").state, train.load_checkpoint(full / "checkpoint.npz").state
+    )
