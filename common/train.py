@@ -87,7 +87,9 @@ class Recipe:
     * at initialisation — every layer's input is non-negative, so random filters shift whole
       channels below zero (``nin.weights.init_weights``): with He init 5 of 16 seeds of
       ``nin_mnist`` started with a dead class map, and 2 of 10 full runs ended at 68 % and
-      82 %.  ``centered`` init (He normal, filters summing to zero) starts every channel alive;
+      82 % (with the earlier 0.2-epoch warmup).  ``centered`` init (He normal, filters summing
+      to zero) starts every channel alive.  With the one-epoch warmup below, seeds 0–9 ended at
+      97.70 ± 0.29 % centred and 97.34 ± 0.48 % with plain He init (torch, README);
     * early in training, while the network is still on its plateau at chance (loss 2.30) and
       noisy steps can push a barely-active channel under.  A one-epoch linear warmup to lr 0.01
       (with momentum 0.9, an effective step of 0.1) keeps those steps small until it has left
