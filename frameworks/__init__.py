@@ -64,7 +64,7 @@ def check_precision(backend: str, precision: str) -> str:
     if precision not in _PRECISIONS[backend]:
         having = " and ".join(name for name, allowed in _PRECISIONS.items() if precision in allowed)
         raise UnknownNameError(
-            f"{precision} is measured for {having} only; the {backend} backend computes in "
+            f"{precision} is available for {having} only; the {backend} backend computes in "
             f"{', '.join(_PRECISIONS[backend])} (use precision='float32')"
         )
     return precision

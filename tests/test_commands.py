@@ -126,7 +126,7 @@ def test_bench_bf16(tmp_path, backend):
         assert {backend, f"{backend} bf16"} <= set(result["peak_probes"]) and record["train_step_s"] > 0
     else:
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
-        assert record["error"].startswith("bf16 is measured for torch and jax only")
+        assert record["error"].startswith("bf16 is available for torch and jax only")
 
 
 def test_bench_on_a_missing_gpu_is_one_clear_line_per_case(tmp_path):

@@ -85,7 +85,7 @@ def test_unknown_precision_gets_clear_error(backend_name):
 @pytest.mark.parametrize("backend_name", FLOAT32_ONLY)
 def test_bf16_elsewhere_gets_clear_error(backend_name):
     adapter = backend_or_skip(backend_name)
-    with pytest.raises(nin.UnknownNameError, match=rf"bf16 is measured for torch and jax only; the {backend_name}"):
+    with pytest.raises(nin.UnknownNameError, match=rf"bf16 is available for torch and jax only; the {backend_name}"):
         adapter.build(nin.get_spec("nin_tiny"), precision="bf16")
 
 
