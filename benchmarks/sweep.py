@@ -46,7 +46,7 @@ def main() -> int:
             peer=False,
             log=log,
             peak=peak_of(by_batch),
-        )  # fmt: skip
+        )
         for s in args.input_sizes
     ]
     (out / "sweep.json").write_text(json.dumps({"batch": by_batch, "input": by_size}, indent=2))

@@ -492,7 +492,8 @@ def synthetic(
 def load_dataset(arg: str, input_size: int | tuple[int, ...] | None = None) -> Dataset:
     """A dataset from its command-line form: ``mnist5k``, ``fashion-mnist:DIR``,
     ``cifar10:DIR``, ``volumes`` (``nin.volumes``: 2,000 training + 400 test voxelised solids,
-    generated at the model's size, 32³ by default), ``volumes:N`` (N training volumes), ``synthetic`` (1×28×28) or ``synthetic:CxHxW`` (``synthetic:3x32x32``,
+    generated at the model's size, 32³ by default), ``volumes:N`` (N training volumes),
+    ``synthetic`` (1×28×28) or ``synthetic:CxHxW`` (``synthetic:3x32x32``,
     ``synthetic:1x16x16x16`` for volumes).  ``input_size`` resizes images to the model's size;
     synthetic data is generated at that size instead."""
     name, sep, rest = arg.strip().partition(":")

@@ -4,6 +4,7 @@ processes (it is once per process)."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -19,8 +20,7 @@ def _run(**env) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.skipif(sys.platform != "linux" or "glibc" not in " ".join(os.confstr("CS_GNU_LIBC_VERSION").split()[:1]),
-                    reason="mallopt is glibc's")  # fmt: skip
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_in_force_on_glibc_and_idempotent():
     assert _run(NIN_RETAIN_FREED_MEMORY="1") == "True True"
 
