@@ -22,11 +22,11 @@ def selected_backends() -> list[str]:
 def backend_or_skip(name: str):
     """The adapter, or a skip naming what is missing.  An installed backend that fails to
     import is a failure, not a skip."""
-    from nin.frameworks import missing_modules
+    from nin.frameworks import unavailable_reason
 
-    missing = missing_modules(name)
-    if missing:
-        pytest.skip(f"backend {name} unavailable: {', '.join(missing)} not installed")
+    reason = unavailable_reason(name)
+    if reason:
+        pytest.skip(reason)
     return nin.get_backend(name)
 
 
