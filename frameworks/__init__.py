@@ -1,4 +1,4 @@
-"""The four backends, imported lazily.
+"""The backends, imported lazily: four frameworks and one inference runtime.
 
 ``import nin`` imports no framework.  ``get_backend("jax")`` imports ``nin.frameworks.jax``
 (and so JAX) the first time it is asked for; a framework that is not installed makes only its
@@ -8,6 +8,13 @@ Every backend module exports the same names (the contract in DESIGN.md):
 ``nin_block``, ``NiN``, ``build``, ``load_state``, ``export_state``, ``forward``,
 ``intermediates``, ``param_count``, ``loss_and_grads``, ``framework_version``.
 ``build(..., precision=...)`` takes one of the backend's ``backend_precisions``.
+
+``onnxruntime`` runs the ONNX graph of ``nin.onnx``: it has the inference half of the
+contract (``build``, ``load_state``, ``export_state``, ``forward``, ``intermediates``,
+``param_count``) and no training (``backend_trains("onnxruntime")`` is False; its
+``loss_and_grads`` and ``Trainer`` say so).  ``list_backends()`` names the four framework
+backends, which hold the whole contract; ``list_runtimes()`` adds the inference runtimes, and
+is what forward conformance, ``nin compare`` and ``nin conformance`` run over.
 """
 
 from __future__ import annotations
@@ -24,7 +31,14 @@ _REQUIRES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("tensorflow",),
     "jax": ("jax", "flax", "optax"),
     "mxnet": ("mxnet",),
+    "onnxruntime": ("onnx", "onnxruntime"),
 }
+
+# the extra of pyproject.toml that installs a backend, where it is not the backend's own name
+_EXTRA = {"onnxruntime": "onnx"}
+
+# the backends that train (Trainer, loss_and_grads); the others run inference only
+_TRAINS = frozenset({"torch", "tensorflow", "jax", "mxnet"})
 
 # backend name -> the compute precisions its ``build`` accepts.  "bf16" is mixed precision:
 # float32 parameters and updates, bfloat16 arithmetic in the forward and backward passes.
@@ -33,13 +47,31 @@ _PRECISIONS: dict[str, tuple[str, ...]] = {
     "tensorflow": ("float32",),
     "jax": ("float32", "bf16"),
     "mxnet": ("float32",),
+    "onnxruntime": ("float32",),
 }
 PRECISIONS = ("float32", "bf16")
 
 
 def list_backends() -> list[str]:
-    """Every backend the suite knows, installed or not."""
+    """The framework backends, installed or not: the whole contract, training included."""
+    return [name for name in _REQUIRES if name in _TRAINS]
+
+
+def list_runtimes() -> list[str]:
+    """Everything that runs a NiN forward, installed or not: the framework backends, then
+    the inference-only runtimes (onnxruntime)."""
     return list(_REQUIRES)
+
+
+def backend_trains(name: str) -> bool:
+    """Whether a backend trains (``Trainer``, ``loss_and_grads``); onnxruntime does not."""
+    _known(name)
+    return name in _TRAINS
+
+
+def _known(name: str) -> None:
+    if name not in _REQUIRES:
+        raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_REQUIRES)}")
 
 
 def missing_modules(name: str) -> list[str]:
@@ -48,7 +80,12 @@ def missing_modules(name: str) -> list[str]:
 
 
 def available_backends() -> list[str]:
-    """The backends whose frameworks are installed (checked without importing them)."""
+    """The framework backends whose frameworks are installed (checked without importing them)."""
+    return [name for name in list_backends() if not missing_modules(name)]
+
+
+def available_runtimes() -> list[str]:
+    """``list_runtimes()`` that are installed (checked without importing them)."""
     return [name for name in _REQUIRES if not missing_modules(name)]
 
 
@@ -72,17 +109,16 @@ def check_precision(backend: str, precision: str) -> str:
 
 def get_backend(name: str) -> ModuleType:
     """The adapter module of a backend, e.g. ``get_backend("torch").build(spec)``."""
-    if name not in _REQUIRES:
-        raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_REQUIRES)}")
+    _known(name)
     missing = missing_modules(name)
     if missing:
         raise BackendUnavailable(
             f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
-            f"install it with: pip install 'nin-suite[{name}]'"
+            f"install it with: pip install 'nin-suite[{_EXTRA.get(name, name)}]'"
         )
     try:
         return importlib.import_module(f"nin.frameworks.{name}")
     except ImportError as e:
         raise BackendUnavailable(
-            f"backend {name!r} failed to import ({e}); reinstall it with: pip install 'nin-suite[{name}]'"
+            f"backend {name!r} failed to import ({e}); reinstall it with: pip install 'nin-suite[{_EXTRA.get(name, name)}]'"
         ) from e
