@@ -206,13 +206,17 @@ def _window_problems(node, layer, what: str) -> list[str]:
 
 
 def _constants(graph) -> dict[str, np.ndarray]:
-    """Every initializer and ``Constant`` node output of ``graph``, as arrays."""
+    """Every initializer and ``Constant`` node output of ``graph`` (and the ``Identity``
+    aliases of one), as arrays."""
     from onnx import helper, numpy_helper
 
     found = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             found[node.output[0]] = numpy_helper.to_array(helper.get_attribute_value(node.attribute[0]))
+        elif node.op_type == "Identity" and node.input[0] in found:
+            # exporters that deduplicate equal tensors (torch.onnx) alias them through Identity
+            found[node.output[0]] = found[node.input[0]]
     return found
 
 

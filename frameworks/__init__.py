@@ -51,6 +51,14 @@ _PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 PRECISIONS = ("float32", "bf16")
 
+# backend name -> the native deployment formats its ``export.py`` writes (``nin export``)
+_EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
+    "torch": ("torchscript",),
+    "tensorflow": ("savedmodel",),
+    "jax": ("stablehlo",),
+    "mxnet": ("gluon",),
+}
+
 
 def list_backends() -> list[str]:
     """The framework backends, installed or not: the whole contract, training included."""
@@ -92,6 +100,13 @@ def available_runtimes() -> list[str]:
 def backend_precisions(name: str) -> tuple[str, ...]:
     """The compute precisions a backend's ``build`` accepts, "float32" first."""
     return _PRECISIONS[name]
+
+
+def export_formats(name: str) -> tuple[str, ...]:
+    """The native deployment formats a backend's ``export.export`` writes; () for onnxruntime,
+    whose format is ONNX itself (``nin.onnx``)."""
+    _known(name)
+    return _EXPORT_FORMATS.get(name, ())
 
 
 def check_precision(backend: str, precision: str) -> str:
