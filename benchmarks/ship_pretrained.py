@@ -15,7 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from nin.train import atomic_write, load_checkpoint, spec_fingerprint
+from nin.train import atomic_write, load_checkpoint
 from nin.weights import save_weights, validate_weights
 from nin.zoo import get_spec
 
@@ -34,8 +34,11 @@ def main() -> int:
     spec = get_spec(model)
     last = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines()][-1]
     file = FOLDER / f"{model}.safetensors"
-    if meta["spec"] != spec_fingerprint(spec):
-        raise SystemExit(f"{args.run} trained another configuration of {model}; shipped weights fit the zoo's")
+    trained = (meta["in_channels"], tuple(meta["input_size"]), meta["num_classes"])
+    if trained != (spec.in_channels, spec.input_size, spec.num_classes):
+        raise SystemExit(
+            f"{args.run} trained {model} at (channels, size, classes) {trained}; shipped weights fit the zoo's"
+        )
     save_weights(validate_weights(spec, ckpt.state["weights"]), file)
     manifest_path = FOLDER / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
