@@ -12,7 +12,8 @@ weights, so the initializers *are* the canonical tensors under their canonical n
   ``Relu``, whose output carries the layer name;
 * ``pool{p}``: ``MaxPool`` / ``AveragePool`` with symmetric ``pads``, ``ceil_mode`` and, for
   average pooling, ``count_include_pad=1`` (the spec's divisor: the window clipped at input +
-  padding);
+  padding); where ONNX's ceil mode keeps a last window that starts in the right padding, which
+  the spec drops, a ``Slice`` drops it;
 * ``dropout{d}``: ``Identity`` (inference);
 * ``gap``: ``GlobalAveragePool`` then ``Flatten``; ``head``: ``Flatten`` then ``Gemm`` with
   ``transB=1`` over the (out, in) canonical ``head.weight``.
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import WeightsError
-from .shapes import layer_table
+from .shapes import layer_table, window_out
 from .spec import AvgPool, Dropout, GlobalAvgPool, Linear, MaxPool, NiNBlock, NiNSpec
 from .weights import Weights, validate_weights, weight_shapes
 
@@ -44,7 +45,7 @@ INPUT = "x"
 OUTPUT = "logits"
 
 # ops that only move or rename a tensor: an imported graph may hold them anywhere
-_PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze")
+_PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Slice")
 
 
 def _onnx():
@@ -64,6 +65,42 @@ def _pads(padding: tuple[int, ...]) -> list[int]:
     return [*padding, *padding]
 
 
+def _ceil_mode_keep(size: tuple[int, ...], pool: MaxPool | AvgPool) -> tuple[int, ...] | None:
+    """Where ONNX's ceil mode gives one window more than the spec: the number of windows to
+    keep per dimension; None where the two agree.
+
+    ONNX (opset 21, and onnxruntime) rounds ``(n + 2p − k) / s`` up without the spec's rule
+    that a last window starting in the right padding is dropped (Caffe, PyTorch).  The windows
+    before it are the same, with the same divisors, so slicing off the extra one is exact."""
+    if not pool.ceil_mode:
+        return None
+    dims = list(zip(size, pool.kernel, pool.stride, pool.padding, strict=True))
+    keep = tuple(window_out(n, k, s, p, True) for n, k, s, p in dims)
+    onnx_out = tuple(-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in dims)
+    return keep if keep != onnx_out else None
+
+
+def _slice(source: str, target: str, keep: tuple[int, ...]) -> list:
+    """Nodes that keep the first ``keep`` positions of every spatial axis of ``source``, with
+    their bounds as ``Constant`` nodes (not initializers, which hold only weights)."""
+    from onnx import TensorProto, helper
+
+    axes = list(range(2, 2 + len(keep)))
+    bounds = {"starts": [0] * len(keep), "ends": list(keep), "axes": axes}
+    nodes = [
+        helper.make_node(
+            "Constant",
+            [],
+            [f"{target}.{key}"],
+            name=f"{target}/{key}",
+            value=helper.make_tensor(f"{target}.{key}", TensorProto.INT64, [len(v)], v),
+        )
+        for key, v in bounds.items()
+    ]
+    inputs = [source, *(f"{target}.{key}" for key in bounds)]
+    return [*nodes, helper.make_node("Slice", inputs, [target], name=f"{target}/drop_window_in_padding")]
+
+
 def to_model(spec: NiNSpec, weights: Weights, *, intermediates: bool = False) -> onnx.ModelProto:
     """The ONNX model of ``spec`` holding ``weights`` (validated first), checked by
     ``onnx.checker`` with full shape inference.  ``intermediates=True`` adds every layer of
@@ -72,8 +109,9 @@ def to_model(spec: NiNSpec, weights: Weights, *, intermediates: bool = False) ->
     from onnx import TensorProto, helper, numpy_helper
 
     weights = validate_weights(spec, weights)
+    sizes = {row.name: row.output_shape[1:] for row in layer_table(spec)}
     nodes: list[onnx.NodeProto] = []
-    value = INPUT
+    value, size = INPUT, spec.input_size
     for name, layer in spec.named_layers():
         if isinstance(layer, NiNBlock):
             for c, conv in enumerate(layer.convs):
@@ -94,11 +132,13 @@ def to_model(spec: NiNSpec, weights: Weights, *, intermediates: bool = False) ->
                 value = layer_name
         elif isinstance(layer, MaxPool | AvgPool):
             op, extra = ("MaxPool", {}) if isinstance(layer, MaxPool) else ("AveragePool", {"count_include_pad": 1})
+            keep = _ceil_mode_keep(size, layer)
+            pooled = f"{name}.onnx_ceil" if keep else name
             nodes.append(
                 helper.make_node(
                     op,
                     [value],
-                    [name],
+                    [pooled],
                     name=name,
                     kernel_shape=list(layer.kernel),
                     strides=list(layer.stride),
@@ -107,6 +147,8 @@ def to_model(spec: NiNSpec, weights: Weights, *, intermediates: bool = False) ->
                     **extra,
                 )
             )
+            if keep:
+                nodes += _slice(pooled, name, keep)
             value = name
         elif isinstance(layer, Dropout):
             nodes.append(helper.make_node("Identity", [value], [name], name=name))
@@ -121,6 +163,7 @@ def to_model(spec: NiNSpec, weights: Weights, *, intermediates: bool = False) ->
                 helper.make_node("Gemm", ["head.flat", "head.weight", "head.bias"], [name], name="head/gemm", transB=1)
             )
             value = name
+        size = sizes.get(value, size)
     nodes.append(helper.make_node("Identity", [value], [OUTPUT], name="logits"))
 
     def tensor(name: str, shape: tuple[int, ...]) -> onnx.ValueInfoProto:
@@ -225,7 +268,8 @@ def load_weights(source: str | Path | onnx.ModelProto, spec: NiNSpec) -> Weights
     ``nin.onnx`` or by another tool (``torch.onnx.export``, MXNet's ``mx.onnx``, ...).
 
     The graph's compute nodes, in order and with pass-through ops (Identity, Dropout,
-    Flatten, Reshape, Squeeze, Unsqueeze) left out, must be the spec's layers op by op: Conv
+    Flatten, Reshape, Squeeze, Unsqueeze, and Slice, which ``to_model`` uses to drop a ceil-mode
+    window) left out, must be the spec's layers op by op: Conv
     + Relu per convolution with the spec's kernel, stride and padding, MaxPool / AveragePool
     with its window, ceil mode and (average) ``count_include_pad=1``, GlobalAveragePool, Gemm
     for a head.  Each weight is checked against the spec's shape.  The first mismatch raises

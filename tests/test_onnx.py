@@ -65,12 +65,17 @@ def test_graph_is_what_the_docstring_says():
 
 POOL_EDGES = [
     # ceil mode whose last window would start in the right padding (dropped by the spec's rule)
-    nin.NiNSpec("ceil_pad", 2, (9, 9), 3, (nin.nin_block(4, 3, 1, 1, mlp=(3,)), nin.max_pool(3, 2, 1, ceil_mode=True), nin.GlobalAvgPool())),
+    # (5 + 2·1 − 3) / 3 rounds up to 3 windows, but the third would start at 6 ≥ 5 + 1: two
+    nin.NiNSpec("ceil_pad", 2, (5, 7), 3, (nin.nin_block(4, 3, 1, 1, mlp=(3,)), nin.max_pool(3, 3, 1, ceil_mode=True), nin.GlobalAvgPool())),
     # average pooling with padding and ceil mode: the divisor is the window clipped at input + padding
     nin.NiNSpec("avg_ceil_pad", 2, (8, 7), 3, (nin.nin_block(3, 1, mlp=()), nin.avg_pool(3, 2, 1, ceil_mode=True), nin.nin_block(3, 1, mlp=()), nin.GlobalAvgPool())),
     # rectangular windows, 3-D, a head over (C, D, H, W)
     nin.NiNSpec("rect3d", 1, (5, 6, 7), 4, (nin.nin_block(3, (1, 2, 3), 1, (0, 1, 1), mlp=(2,), ndim=3), nin.avg_pool((2, 3, 2), (1, 2, 2), (1, 1, 0), ceil_mode=True, ndim=3), nin.Dropout(0.5), nin.Linear(4))),
 ]  # fmt: skip
+
+
+def test_the_ceil_mode_edge_case_is_one():
+    assert nin.output_shapes(POOL_EDGES[0])["pool0"] == (3, 2, 3)
 
 
 @pytest.mark.parametrize("spec", POOL_EDGES, ids=[s.name for s in POOL_EDGES])
@@ -262,7 +267,7 @@ def test_nin_export_cli(tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    err = float(printed.split("oracle ")[1].split("·")[0])
+    err = float(printed.split("oracle| = ")[1].split(" ")[0])
     assert err <= 1e-5, printed
     assert (
         _cli(
