@@ -31,6 +31,7 @@ from .spec import (
     max_pool,
     nin_block,
 )
+from .trained import pretrained, pretrained_models
 from .weights import init_weights, load_weights, save_weights, validate_weights, weight_shapes
 from .zoo import get_spec, list_models
 
@@ -38,7 +39,8 @@ __version__ = "0.1.0"
 
 
 def list_backends() -> list[str]:
-    """Every backend the suite knows: torch, tensorflow, jax, mxnet."""
+    """The framework backends the suite knows: torch, tensorflow, jax, mxnet (the inference-only
+    onnxruntime is in ``nin.frameworks.list_runtimes()``)."""
     from .frameworks import list_backends
 
     return list_backends()
@@ -98,6 +100,8 @@ __all__ = [
     "nin_block",
     "output_shapes",
     "param_count",
+    "pretrained",
+    "pretrained_models",
     "save_weights",
     "validate_weights",
     "weight_shapes",

@@ -5,6 +5,7 @@ nin compare [MODEL] [--backends ...] [--json F]
 nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
 nin models
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
+nin export MODEL [--backend NAME] --weights FILE|pretrained --format onnx|torchscript|savedmodel|stablehlo|gluon --out PATH
 nin bench [--backends ...] [--models ...] [--batch-sizes ...] [--device cpu|gpu] [--precision float32|bf16] [--json F] ...
 """
 
@@ -175,6 +176,32 @@ def _train(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    import numpy as np
+
+    from . import reference
+    from .conformance import max_rel_error, sample_batch
+    from .export import export, exporter_backend, run_exported
+    from .trained import resolve_weights
+    from .zoo import get_spec
+
+    spec = get_spec(args.model)
+    owner = exporter_backend(args.format, args.backend)
+    weights, note = resolve_weights(spec, args.weights)
+    if weights is None:
+        raise NinError(f"{note}: pass --weights FILE (.npz, .safetensors or a nin train checkpoint)")
+    out = export(spec, weights, args.format, args.out, args.backend)
+    x = sample_batch(spec, 2)
+    got, want = run_exported(out, args.format, x), reference.forward(spec, weights, x)[0]
+    writer = f"{owner} backend" if owner else "nin.onnx"
+    print(f"wrote {out}: {spec.name} as {args.format} (by {writer}); {note}")
+    print(
+        f"reloaded and run on 2 random inputs: max|logits − NumPy oracle| = {float(np.max(np.abs(got - want))):.1e} "
+        f"({max_rel_error(got, want):.1e}·max|ref|)"
+    )
+    return 0
+
+
 def _epoch_pictures(args, dataset):
     """An ``on_epoch`` hook for ``fit``: every N epochs, the feature maps, channel GIFs and
     class activation maps of the first test example, in DIR/visualize/epochNNN."""
@@ -272,6 +299,28 @@ def build_parser() -> argparse.ArgumentParser:
     from . import visualize
 
     visualize.add_arguments(sub.add_parser("visualize", help=visualize.HELP)).set_defaults(run=visualize.run)
+
+    from .export import formats
+    from .frameworks import list_runtimes
+
+    p = sub.add_parser("export", help="write a model with its weights as ONNX or a framework's deployment format")
+    p.add_argument("model", help=f"one of: {', '.join(list_models())}")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="canonical weights (.npz, .safetensors, a nin train checkpoint) or 'pretrained' "
+        "(default: the shipped weights where the model has them)",
+    )
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=list(formats()),
+        help="onnx: the framework-free graph (nin.onnx); "
+        + "; ".join(f"{fmt}: the {name} backend's" for fmt, name in formats().items() if name),
+    )
+    p.add_argument("--backend", choices=list_runtimes(), help="the backend (must own --format; any for onnx)")
+    p.add_argument("--out", required=True, metavar="PATH", help="file (onnx, torchscript, stablehlo) or new folder")
+    p.set_defaults(run=_export)
 
     p = sub.add_parser("bench", help="forward and training-step speed side by side, as a share of this machine's peak")
     p.add_argument("--backends", nargs="+", default=None, metavar="NAME")

@@ -1,4 +1,4 @@
-"""``nin compare``: the four frameworks side by side on one model.
+"""``nin compare``: the four frameworks and onnxruntime side by side on one model.
 
 One row per backend: framework and version, parameter count from the framework's own list,
 output shape, max|Δ| of the logits against the NumPy oracle (same canonical weights), build
@@ -24,10 +24,10 @@ from .zoo import get_spec
 def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_size: int = 8, repeats: int = 5) -> dict:
     from . import reference
     from .errors import NinError
-    from .frameworks import get_backend, list_backends
+    from .frameworks import get_backend, list_runtimes
 
     spec = get_spec(model)
-    names = backends or list_backends()
+    names = backends or list_runtimes()
     adapters, rows = {}, []
     for name in names:
         try:

@@ -301,8 +301,13 @@ def get_trainer(backend: str, model: str | NiNSpec, recipe: Recipe, device: str 
     spec = get_spec(model) if isinstance(model, str) else model
     if backend == "numpy":
         return NumpyTrainer(spec, recipe)
-    from .frameworks import get_backend
+    from .frameworks import backend_trains, get_backend, list_backends
 
+    if not backend_trains(backend):
+        raise NinError(
+            f"the {backend} backend runs inference only and cannot train; train with numpy or one of: "
+            f"{', '.join(list_backends())}"
+        )
     adapter = get_backend(backend)
     train = importlib.import_module(f"nin.frameworks.{backend}.train")
     return train.Trainer(adapter.build(spec_for(recipe, spec), recipe.seed, device=device, init=recipe.init), recipe)

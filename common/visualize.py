@@ -742,9 +742,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="who runs the network: the NumPy reference (default) or a framework")  # fmt: skip
     parser.add_argument("--model", required=True, help="a zoo model (nin models lists them)")
     parser.add_argument(
-        "--weights", metavar="FILE", help=".npz or .safetensors canonical weights (default: seeded init)"
+        "--weights",
+        metavar="FILE",
+        help=".npz or .safetensors canonical weights, or 'pretrained' "
+        "(default: the shipped trained weights where the model has them, else seeded init)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="initialisation seed when no --weights is given")
+    parser.add_argument("--seed", type=int, help="draw seeded initial weights (default seed 0 where none ship)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="IMAGE", help="a PNG/JPEG, converted to the model's channels and size")
     source.add_argument("--sample", type=int, metavar="N", help="test example N of --data (default: 0)")
@@ -759,15 +762,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``nin visualize``: pick the input, capture, render, and say what was written."""
-    from .weights import init_weights, load_weights
+    from .trained import resolve_weights
+    from .weights import init_weights
     from .zoo import get_spec
 
     spec = get_spec(args.model)
-    if args.weights:
-        weights, note = load_weights(args.weights, spec), f"weights: {args.weights}"
-    else:
-        weights = init_weights(spec, args.seed)
-        note = f"untrained: seeded initial weights (seed {args.seed}); pass --weights for a trained model"
+    weights, note = (None, "") if args.seed is not None and not args.weights else resolve_weights(spec, args.weights)
+    if weights is None:
+        seed = args.seed or 0
+        weights = init_weights(spec, seed)
+        note = f"untrained: seeded initial weights (seed {seed}); pass --weights for a trained model"
     note = f"{args.backend} backend · {note}"
     x, described, class_names = _load_input(args, spec)
     logits, acts = capture(args.backend, spec, weights, x)

@@ -1,4 +1,4 @@
-"""The four backends, imported lazily.
+"""The backends, imported lazily: four frameworks and one inference runtime.
 
 ``import nin`` imports no framework.  ``get_backend("jax")`` imports ``nin.frameworks.jax``
 (and so JAX) the first time it is asked for; a framework that is not installed makes only its
@@ -8,6 +8,13 @@ Every backend module exports the same names (the contract in DESIGN.md):
 ``nin_block``, ``NiN``, ``build``, ``load_state``, ``export_state``, ``forward``,
 ``intermediates``, ``param_count``, ``loss_and_grads``, ``framework_version``.
 ``build(..., precision=...)`` takes one of the backend's ``backend_precisions``.
+
+``onnxruntime`` runs the ONNX graph of ``nin.onnx``: it has the inference half of the
+contract (``build``, ``load_state``, ``export_state``, ``forward``, ``intermediates``,
+``param_count``) and no training (``backend_trains("onnxruntime")`` is False; its
+``loss_and_grads`` and ``Trainer`` say so).  ``list_backends()`` names the four framework
+backends, which hold the whole contract; ``list_runtimes()`` adds the inference runtimes, and
+is what forward conformance, ``nin compare`` and ``nin conformance`` run over.
 """
 
 from __future__ import annotations
@@ -26,7 +33,14 @@ _REQUIRES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("tensorflow",),
     "jax": ("jax", "flax", "optax"),
     "mxnet": ("mxnet",),
+    "onnxruntime": ("onnx", "onnxruntime"),
 }
+
+# the extra of pyproject.toml that installs a backend, where it is not the backend's own name
+_EXTRA = {"onnxruntime": "onnx"}
+
+# the backends that train (Trainer, loss_and_grads); the others run inference only
+_TRAINS = frozenset({"torch", "tensorflow", "jax", "mxnet"})
 
 # backend name -> the compute precisions its ``build`` accepts.  "bf16" is mixed precision:
 # float32 parameters and updates, bfloat16 arithmetic in the forward and backward passes.
@@ -35,17 +49,43 @@ _PRECISIONS: dict[str, tuple[str, ...]] = {
     "tensorflow": ("float32",),
     "jax": ("float32", "bf16"),
     "mxnet": ("float32",),
+    "onnxruntime": ("float32",),
 }
 PRECISIONS = ("float32", "bf16")
 
+# backend name -> the native deployment formats its ``export.py`` writes (``nin export``)
+_EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
+    "torch": ("torchscript",),
+    "tensorflow": ("savedmodel",),
+    "jax": ("stablehlo",),
+    "mxnet": ("gluon",),
+}
+
 
 def list_backends() -> list[str]:
-    """Every backend the suite knows, installed or not."""
+    """The framework backends, installed or not: the whole contract, training included."""
+    return [name for name in _REQUIRES if name in _TRAINS]
+
+
+def list_runtimes() -> list[str]:
+    """Everything that runs a NiN forward, installed or not: the framework backends, then
+    the inference-only runtimes (onnxruntime)."""
     return list(_REQUIRES)
 
 
 # backend name -> the largest NumPy major version its framework runs on
 _NUMPY_BELOW: dict[str, int] = {"mxnet": 2}
+
+
+def backend_trains(name: str) -> bool:
+    """Whether a backend trains (``Trainer``, ``loss_and_grads``); onnxruntime does not."""
+    _known(name)
+    return name in _TRAINS
+
+
+def _known(name: str) -> None:
+    if name not in _REQUIRES:
+        raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_REQUIRES)}")
 
 
 def missing_modules(name: str) -> list[str]:
@@ -67,19 +107,31 @@ def unavailable_reason(name: str) -> str | None:
     if missing:
         return (
             f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
-            f"install it with: pip install 'nin-suite[{name}]'"
+            f"install it with: pip install 'nin-suite[{_EXTRA.get(name, name)}]'"
         )
     return None
 
 
 def available_backends() -> list[str]:
-    """The backends that can run in this environment (checked without importing their frameworks)."""
+    """The framework backends that can run in this environment (checked without importing them)."""
+    return [name for name in list_backends() if unavailable_reason(name) is None]
+
+
+def available_runtimes() -> list[str]:
+    """``list_runtimes()`` that can run in this environment (checked without importing them)."""
     return [name for name in _REQUIRES if unavailable_reason(name) is None]
 
 
 def backend_precisions(name: str) -> tuple[str, ...]:
     """The compute precisions a backend's ``build`` accepts, "float32" first."""
     return _PRECISIONS[name]
+
+
+def export_formats(name: str) -> tuple[str, ...]:
+    """The native deployment formats a backend's ``export.export`` writes; () for onnxruntime,
+    whose format is ONNX itself (``nin.onnx``)."""
+    _known(name)
+    return _EXPORT_FORMATS.get(name, ())
 
 
 def check_precision(backend: str, precision: str) -> str:
@@ -97,8 +149,7 @@ def check_precision(backend: str, precision: str) -> str:
 
 def get_backend(name: str) -> ModuleType:
     """The adapter module of a backend, e.g. ``get_backend("torch").build(spec)``."""
-    if name not in _REQUIRES:
-        raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_REQUIRES)}")
+    _known(name)
     reason = unavailable_reason(name)
     if reason:
         raise BackendUnavailable(reason)
@@ -106,5 +157,5 @@ def get_backend(name: str) -> ModuleType:
         return importlib.import_module(f"nin.frameworks.{name}")
     except ImportError as e:
         raise BackendUnavailable(
-            f"backend {name!r} failed to import ({e}); reinstall it with: pip install 'nin-suite[{name}]'"
+            f"backend {name!r} failed to import ({e}); reinstall it with: pip install 'nin-suite[{_EXTRA.get(name, name)}]'"
         ) from e

@@ -13,10 +13,19 @@ import nin
 from nin.conformance import sample_batch
 
 
-def selected_backends() -> list[str]:
+def selected_runtimes() -> list[str]:
+    """Backends and inference-only runtimes (onnxruntime); ``NIN_BACKENDS`` selects some."""
+    from nin.frameworks import list_runtimes
+
     wanted = os.environ.get("NIN_BACKENDS")
-    names = nin.list_backends()
-    return [b for b in wanted.split(",") if b] if wanted else names
+    return [b for b in wanted.split(",") if b] if wanted else list_runtimes()
+
+
+def selected_backends() -> list[str]:
+    """The selected backends that train (the whole contract); an unknown name stays in, to fail."""
+    from nin.frameworks import backend_trains, list_runtimes
+
+    return [b for b in selected_runtimes() if b not in list_runtimes() or backend_trains(b)]
 
 
 def backend_or_skip(name: str):

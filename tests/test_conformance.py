@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch, reference_forward, selected_backends
+from conftest import backend_or_skip, batch, reference_forward, selected_backends, selected_runtimes
 
 import nin
 from nin import reference
@@ -20,6 +20,9 @@ from nin.conformance import max_rel_error as _rel
 MODELS = nin.list_models()
 CASES = [(b, m) for b in selected_backends() for m in MODELS]
 IDS = [f"{b}-{m}" for b, m in CASES]
+# forward cases also run the inference-only runtimes (onnxruntime); gradient cases do not
+RUNTIME_CASES = [(b, m) for b in selected_runtimes() for m in MODELS]
+RUNTIME_IDS = [f"{b}-{m}" for b, m in RUNTIME_CASES]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def built():
     return get
 
 
-@pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
+@pytest.mark.parametrize("backend_name, model", RUNTIME_CASES, ids=RUNTIME_IDS)
 def test_param_count_matches_spec(built, backend_name, model):
     adapter, spec, net = built(backend_name, model)
     assert adapter.param_count(net) == nin.param_count(spec), (
@@ -46,7 +49,7 @@ def test_param_count_matches_spec(built, backend_name, model):
     )
 
 
-@pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
+@pytest.mark.parametrize("backend_name, model", RUNTIME_CASES, ids=RUNTIME_IDS)
 def test_layer_shapes_match_spec(built, backend_name, model):
     adapter, spec, net = built(backend_name, model)
     x, *_ = reference_forward(spec)
@@ -58,7 +61,7 @@ def test_layer_shapes_match_spec(built, backend_name, model):
         assert got == (len(x), *shape), f"{backend_name}/{model} {name}: shape {got} but spec says {(len(x), *shape)}"
 
 
-@pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
+@pytest.mark.parametrize("backend_name, model", RUNTIME_CASES, ids=RUNTIME_IDS)
 def test_forward_matches_reference(built, backend_name, model):
     adapter, spec, net = built(backend_name, model)
     x, weights, ref_logits, ref_acts = reference_forward(spec)

@@ -1,0 +1,110 @@
+"""``nin export``: a NiN with given weights, written in a deployment format.
+
+``onnx`` is the framework-free graph of ``nin.onnx`` (whatever the backend); the native
+formats come from the backend that owns them (``nin.frameworks.export_formats``):
+TorchScript (torch), SavedModel (tensorflow), serialized StableHLO from ``jax.export`` (jax)
+and Gluon's symbol + params export (mxnet), each written by that backend's ``export.py``.
+Every output appears whole or not at all: it is written under a temporary name beside
+``out`` and renamed into place; an existing folder is never replaced.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NinError, UnknownNameError
+from .spec import NiNSpec
+from .weights import Weights
+
+ONNX = "onnx"
+
+
+def formats() -> dict[str, str]:
+    """Every format ``nin export`` writes → the backend that writes it ("" for onnx: none)."""
+    from .frameworks import export_formats, list_backends
+
+    return {ONNX: "", **{fmt: name for name in list_backends() for fmt in export_formats(name)}}
+
+
+def exporter_backend(fmt: str, backend: str | None) -> str | None:
+    """The backend that writes ``fmt`` (None for onnx), checked against ``backend`` if given."""
+    known = formats()
+    if fmt not in known:
+        raise UnknownNameError(f"unknown export format {fmt!r}; known formats: {', '.join(known)}")
+    owner = known[fmt] or None
+    if backend is not None and owner is not None and backend != owner:
+        from .frameworks import export_formats, list_runtimes
+
+        if backend not in list_runtimes():
+            raise UnknownNameError(f"unknown backend {backend!r}; known backends: {', '.join(list_runtimes())}")
+        own = ", ".join([*export_formats(backend), ONNX])
+        raise NinError(f"the {backend} backend does not write {fmt} (it writes {own}); {fmt} comes from {owner}")
+    return owner
+
+
+def _place(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` to ``out``: a file replaces a file atomically; a folder is
+    renamed, and only where nothing is at ``out``."""
+    if tmp.is_dir():
+        if out.exists():
+            raise NinError(f"{out} already exists; remove it or choose another --out (a folder replaces nothing)")
+        tmp.rename(out)
+    else:
+        os.replace(tmp, out)
+
+
+def export(spec: NiNSpec, weights: Weights, fmt: str, out: str | Path, backend: str | None = None) -> Path:
+    """Write the NiN of ``spec`` holding ``weights`` to ``out`` in ``fmt`` (see ``formats``)."""
+    from . import onnx as nin_onnx
+
+    owner = exporter_backend(fmt, backend)
+    out = Path(out)
+    if out.is_dir():
+        raise NinError(
+            f"{out} is a folder that exists; remove it or choose another --out (nothing is replaced by a folder)"
+        )
+    if not out.parent.is_dir():
+        raise NinError(f"the folder of --out, {out.parent}, does not exist; create it first")
+    if owner is None:
+        return nin_onnx.save_model(spec, weights, out)
+    from .frameworks import get_backend
+
+    adapter = get_backend(owner)
+    module = importlib.import_module(f"nin.frameworks.{owner}.export")
+    model = adapter.build(spec)
+    adapter.load_state(model, weights)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        module.export(model, tmp, fmt)
+        _place(tmp, out)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        else:
+            tmp.unlink(missing_ok=True)
+    return out
+
+
+def run_exported(path: str | Path, fmt: str, x: np.ndarray) -> np.ndarray:
+    """Reload an export with its own runtime (onnxruntime for onnx) and run it on an NCHW batch."""
+    owner = exporter_backend(fmt, None)
+    if owner is None:
+        from .frameworks import get_backend
+
+        get_backend("onnxruntime")  # a clear error where onnxruntime is missing
+        import onnxruntime as ort
+
+        from . import onnx as nin_onnx
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (logits,) = session.run([nin_onnx.OUTPUT], {nin_onnx.INPUT: np.asarray(x, np.float32)})
+        return logits
+    from .frameworks import get_backend
+
+    get_backend(owner)  # imports the framework with the backend's own settings (e.g. MXNet's shim)
+    return importlib.import_module(f"nin.frameworks.{owner}.export").run_exported(path, fmt, x)
