@@ -22,10 +22,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
-import io
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +35,7 @@ import numpy as np
 
 from . import reference
 from .errors import NinError, UnknownNameError
+from .files import atomic_write
 from .shapes import check_input
 from .spec import Dropout, NiNSpec
 from .weights import INITIALIZERS, Weights, init_weights, validate_weights
@@ -317,22 +316,6 @@ def backend_name(trainer: Trainer) -> str:
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write through a temp file and ``os.replace``: a reader (or a later run) sees the old
-    file or the new one, never a torn one, whenever the writer dies."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def spec_fingerprint(spec: NiNSpec) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UnknownNameError, WeightsError
+from .files import atomic_write
 from .shapes import layer_table
 from .spec import Linear, NiNBlock, NiNSpec
 
@@ -110,21 +111,16 @@ def validate_weights(spec: NiNSpec, weights: Weights) -> Weights:
 
 
 def save_weights(weights: Weights, path: str | Path) -> Path:
-    """Write ``.npz`` or ``.safetensors`` (chosen by suffix), atomically (temp file + rename)."""
+    """Write ``.npz`` or ``.safetensors`` (chosen by suffix), atomically (``nin.files``)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
     if path.suffix == ".npz":
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    elif path.suffix == ".safetensors":
-        from safetensors.numpy import save_file
+        return atomic_write(path, lambda f: np.savez(f, **arrays))
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import save
 
-        save_file(arrays, str(tmp))
-    else:
-        raise UnknownNameError(f"cannot save weights as {path.name!r}: use a .npz or .safetensors name")
-    tmp.replace(path)
-    return path
+        return atomic_write(path, lambda f: f.write(save(arrays)))
+    raise UnknownNameError(f"cannot save weights as {path.name!r}: use a .npz or .safetensors name")
 
 
 def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
