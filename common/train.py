@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
 import sys
@@ -303,8 +302,7 @@ def get_trainer(backend: str, model: str | NiNSpec, recipe: Recipe, device: str 
     from .frameworks import get_backend
 
     adapter = get_backend(backend)
-    train = importlib.import_module(f"nin.frameworks.{backend}.train")
-    return train.Trainer(adapter.build(spec_for(recipe, spec), recipe.seed, device=device, init=recipe.init), recipe)
+    return adapter.Trainer(adapter.build(spec_for(recipe, spec), recipe.seed, device=device, init=recipe.init), recipe)
 
 
 def backend_name(trainer: Trainer) -> str:
