@@ -453,7 +453,10 @@ def fit(
     ``resume=True`` continues from ``out_dir/checkpoint.npz`` after checking it comes from the
     same model, data set and recipe (the number of epochs may grow; the backend may differ,
     since the state is canonical).  Ctrl-C saves the state after the last completed epoch and
-    raises ``TrainingInterrupted``."""
+    raises ``TrainingInterrupted``.
+
+    ``progress=True`` reports on stderr: a progress bar per epoch while stderr is a terminal,
+    and one line per epoch either way, so a log file gets one line per epoch and no bar."""
     from tqdm import tqdm
 
     from .data import batches
@@ -479,11 +482,12 @@ def fit(
     n_train = len(dataset.y_train)
     steps_per_epoch = math.ceil(n_train / recipe.batch_size)
     title = f"{meta['backend']} · {meta['model']} · {dataset.name}"
+    show_bar = progress and sys.stderr.isatty()
     try:
         for epoch in range(done, recipe.epochs):
             trainer.begin_epoch(epoch)
             bar = tqdm(
-                total=n_train, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="ex", disable=not progress, leave=False
+                total=n_train, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="ex", disable=not show_bar, leave=False
             )
             loss_sum, correct, seen, lr = 0.0, 0, 0, recipe.lr
             start = time.perf_counter()
@@ -518,18 +522,22 @@ def fit(
             last_state, done = trainer.export_state(), epoch + 1
             save_checkpoint(ckpt_path, last_state, {**meta, "epoch": done, "history": history})
             if progress:
-                tqdm.write(
-                    f"epoch {done}/{recipe.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
-                    f" · test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
-                    f" · {record['examples_per_s']:.0f} ex/s",
-                    file=sys.stderr,
-                )
+                tqdm.write(_epoch_line(record, recipe.epochs), file=sys.stderr)
             if on_epoch is not None:
                 on_epoch(record, trainer)
     except KeyboardInterrupt:
         save_checkpoint(ckpt_path, last_state, {**meta, "epoch": done, "history": history[:done]})
         raise TrainingInterrupted(done, ckpt_path) from None
     return history
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """The one line ``fit`` reports per epoch."""
+    return (
+        f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
+        f" · test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
+        f" · {record['examples_per_s']:.0f} ex/s"
+    )
 
 
 def _evaluate(trainer: Trainer, dataset, batch_size: int) -> tuple[float, int]:
