@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import reference
+from .datasets import batches
 from .errors import NinError, UnknownNameError
 from .files import atomic_write
 from .shapes import check_input
@@ -441,7 +442,7 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[dict[str, Any], Trainer], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train for ``recipe.epochs`` epochs on ``dataset`` (a ``nin.data.Dataset``), the same
+    """Train for ``recipe.epochs`` epochs on ``dataset`` (a ``nin.datasets.Dataset``), the same
     batches for every backend; return the metrics history, one dict per epoch.
 
     After each epoch it evaluates on the test set and writes, in ``out_dir``:
@@ -458,8 +459,6 @@ def fit(
     ``progress=True`` reports on stderr: a progress bar per epoch while stderr is a terminal,
     and one line per epoch either way, so a log file gets one line per epoch and no bar."""
     from tqdm import tqdm
-
-    from .data import batches
 
     _check_fit(trainer, dataset, recipe)
     out = Path(out_dir)
@@ -541,8 +540,6 @@ def _epoch_line(record: dict[str, Any], epochs: int) -> str:
 
 
 def _evaluate(trainer: Trainer, dataset, batch_size: int) -> tuple[float, int]:
-    from .data import batches
-
     loss_sum, correct = 0.0, 0
     for x, y in batches(dataset.x_test, dataset.y_test, batch_size, shuffle=False):
         loss, right = trainer.evaluate(x, y)
