@@ -125,8 +125,7 @@ class Recipe:
             raise UnknownNameError(f"unknown initializer {self.init!r}; known: {', '.join(INITIALIZERS)}")
         if not self.lr > 0:
             problems.append(f"lr must be > 0; got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must be in [0, 1); got {self.momentum}")
+        problems += momentum_problems(self.momentum)
         if not self.weight_decay >= 0:
             problems.append(f"weight_decay must be ≥ 0; got {self.weight_decay}")
         for key in ("batch_size", "epochs"):
@@ -153,6 +152,19 @@ class Recipe:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Recipe:
         return cls(**data)
+
+
+def momentum_problems(momentum: float) -> list[str]:
+    """What is wrong with a momentum coefficient μ (none if 0 ≤ μ < 1): the one check behind
+    ``Recipe`` and every backend's optimizer."""
+    return [] if 0 <= momentum < 1 else [f"momentum must be in [0, 1); got {momentum}"]
+
+
+def check_momentum(momentum: float) -> float:
+    """``momentum`` if it is in [0, 1), else a ``RecipeError``."""
+    if problems := momentum_problems(momentum):
+        raise RecipeError(problems[0])
+    return momentum
 
 
 def lr_at(recipe: Recipe, epoch: int, step: int, steps_per_epoch: int) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import UnknownNameError, WeightsError
 from .files import atomic_write
-from .shapes import layer_table
+from .shapes import head_input_shape
 from .spec import Linear, NiNBlock, NiNSpec
 
 Weights = dict[str, np.ndarray]
@@ -27,21 +27,15 @@ def weight_shapes(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
     """Canonical name → shape, in network order."""
     shapes: dict[str, tuple[int, ...]] = {}
     channels = spec.in_channels
-    rows = {row.name: row for row in layer_table(spec)}
-    previous = None
     for name, layer in spec.named_layers():
         if isinstance(layer, NiNBlock):
             for c, cv in enumerate(layer.convs):
                 shapes[f"{name}.conv{c}.weight"] = (cv.out_channels, channels, *cv.kernel)
                 shapes[f"{name}.conv{c}.bias"] = (cv.out_channels,)
                 channels = cv.out_channels
-                previous = f"{name}.conv{c}"
         elif isinstance(layer, Linear):
-            fan_in = math.prod(rows[previous].output_shape) if previous else channels * math.prod(spec.input_size)
-            shapes["head.weight"] = (layer.out_features, fan_in)
+            shapes["head.weight"] = (layer.out_features, math.prod(head_input_shape(spec)))
             shapes["head.bias"] = (layer.out_features,)
-        else:
-            previous = name
     return shapes
 
 

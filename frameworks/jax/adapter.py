@@ -68,16 +68,10 @@ def _channels_first(x: jax.Array) -> jax.Array:
     return jnp.moveaxis(x, -1, 1) if x.ndim > 2 else x
 
 
-def _head_input_shape(spec: nin.NiNSpec) -> tuple[int, ...]:
-    """(C, H, W) of the activations the head flattens."""
-    shapes = list(nin.output_shapes(spec).values())
-    return shapes[-2] if len(shapes) > 1 else (spec.in_channels, *spec.input_size)
-
-
 def _head_rows(spec: nin.NiNSpec) -> np.ndarray:
     """For each row of the native (H, W, C)-flattened head kernel, the canonical (C, H, W)
     feature index it holds."""
-    chw = _head_input_shape(spec)
+    chw = nin.shapes.head_input_shape(spec)
     return np.arange(math.prod(chw)).reshape(chw).transpose(*range(1, len(chw)), 0).reshape(-1)
 
 
@@ -157,6 +151,7 @@ _loss_and_grads = jax.jit(jax.value_and_grad(_loss), static_argnames=("module",)
 
 
 def _device(device: str) -> jax.Device:
+    """The JAX device of contract device "cpu" or "gpu"."""
     if device not in DEVICES:
         raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
     if device == "gpu" and not gpu_available():

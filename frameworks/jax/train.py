@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 import nin
-from nin.train import Recipe, derive_seed
+from nin.train import Recipe, check_momentum, derive_seed
 
 from .adapter import FlaxNiN, _input, _labels, _logits, _to_canonical, _to_native
 from .adapter import export_state as export_weights
@@ -53,8 +53,7 @@ def torch_sgd(learning_rate, momentum: float, weight_decay: float) -> optax.Grad
     the buffer ``b`` of every parameter as ``TraceState.trace`` (zeros at first; at μ = 0 it
     holds the last ``g + λ·w``, as ``nin.train.sgd_reference`` does); it does not depend on
     the rate, which may be a traced scalar."""
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1); got {momentum}")
+    check_momentum(momentum)
     return optax.chain(
         optax.add_decayed_weights(weight_decay),
         optax.trace(decay=momentum),

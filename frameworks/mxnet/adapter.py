@@ -24,7 +24,8 @@ from .model import NiN
 DEVICES = ("cpu", "gpu")
 
 
-def _context(device: str) -> mx.Context:
+def _device(device: str) -> mx.Context:
+    """The MXNet context of contract device "cpu" or "gpu"."""
     if device == "cpu":
         return mx.cpu()
     if device == "gpu":
@@ -43,7 +44,7 @@ def build(
     """A hybridized ``NiN`` on ``device`` ("cpu" or "gpu"), its weights set to
     ``nin.init_weights(spec, seed, init)``.  Only ``precision="float32"`` is implemented here."""
     check_precision("mxnet", precision)
-    ctx = _context(device)
+    ctx = _device(device)
     weights = nin.init_weights(spec, seed, init)
     model = NiN(spec)
     model.initialize(mx.init.Zero(), ctx=ctx)

@@ -28,7 +28,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 import nin
-from nin.train import Recipe, derive_seed
+from nin.train import Recipe, check_momentum, derive_seed
 
 from .adapter import _ndarray, _parameters
 from .adapter import export_state as export_weights
@@ -47,9 +47,7 @@ class TorchSGD(mx.optimizer.Optimizer):
 
     def __init__(self, buffers: list[mx.nd.NDArray], momentum: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum}")
-        self.buffers, self.momentum = buffers, momentum
+        self.buffers, self.momentum = buffers, check_momentum(momentum)
 
     def create_state(self, index: int, weight: mx.nd.NDArray) -> mx.nd.NDArray:
         return self.buffers[index]

@@ -42,7 +42,7 @@ def build(
     Only ``precision="float32"`` is implemented here."""
     check_precision("tensorflow", precision)
     weights = nin.init_weights(spec, seed, init)
-    placement = _placement(device)
+    placement = _device(device)
     with tf.device(placement):
         model = NiN(spec)
     model._nin_compiled = _Compiled(model, placement)
@@ -50,7 +50,8 @@ def build(
     return model
 
 
-def _placement(device: str) -> str:
+def _device(device: str) -> str:
+    """The TensorFlow device name of contract device "cpu" or "gpu" (TF32 off on a GPU)."""
     if device not in DEVICES:
         raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
     if device == "gpu":
@@ -208,22 +209,16 @@ def _compiled(model: NiN) -> _Compiled:
 
 def _slots(model: NiN) -> dict[str, tuple[keras.Variable, tuple[int, ...] | None]]:
     """Canonical weight name → (Keras variable, the head's input shape (C, H, W) or None)."""
-    spec = model.spec
     slots = {}
-    features = (spec.in_channels, *spec.input_size)
-    shapes = nin.output_shapes(spec)
-    for name, layer in spec.named_layers():
+    for name, layer in model.spec.named_layers():
         stage = model.get_layer(name)
         if isinstance(layer, nin.NiNBlock):
             for c in range(len(layer.convs)):
                 conv = stage.get_layer(f"conv{c}")
                 slots[f"{name}.conv{c}.weight"] = (conv.kernel, None)
                 slots[f"{name}.conv{c}.bias"] = (conv.bias, None)
-            features = shapes[f"{name}.conv{len(layer.convs) - 1}"]
         elif isinstance(layer, nin.Linear):
             dense = stage.get_layer("dense")
-            slots["head.weight"] = (dense.kernel, features)
+            slots["head.weight"] = (dense.kernel, nin.shapes.head_input_shape(model.spec))
             slots["head.bias"] = (dense.bias, None)
-        else:
-            features = shapes[name]
     return slots

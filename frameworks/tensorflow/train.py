@@ -32,7 +32,7 @@ import tensorflow as tf
 from keras import ops
 
 import nin
-from nin.train import Recipe, derive_seed
+from nin.train import Recipe, check_momentum, derive_seed
 
 from .adapter import _compiled, _native_input, _to_canonical, _to_native
 from .adapter import export_state as export_weights
@@ -48,9 +48,7 @@ class TorchSGD(keras.optimizers.Optimizer):
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, name: str = "torch_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum}")
-        self.momentum = momentum
+        self.momentum = check_momentum(momentum)
 
     def build(self, variables):
         if self.built:

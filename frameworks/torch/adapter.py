@@ -32,6 +32,7 @@ _MEMORY_FORMAT = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
 def _device(device: str) -> torch.device:
+    """The torch device of contract device "cpu" or "gpu" (TF32 off on a GPU)."""
     if device == "cpu":
         return torch.device("cpu")
     if device == "gpu":
