@@ -91,7 +91,10 @@ def _lookup(tree, path: tuple[str, ...] | list[str]):
     return functools.reduce(lambda node, key: node[key], path, tree)
 
 
-def _to_native(spec: nin.NiNSpec, weights: Weights) -> dict:
+def _to_native(model: FlaxNiN, weights: Weights) -> dict:
+    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) as a
+    Flax parameter tree, in Flax's layout (NumPy leaves, on no device yet)."""
+    spec = model.spec
     tree: dict = {}
     for name, value in weights.items():
         if name == "head.weight":
@@ -106,7 +109,9 @@ def _to_native(spec: nin.NiNSpec, weights: Weights) -> dict:
     return tree
 
 
-def _to_canonical(spec: nin.NiNSpec, tree) -> Weights:
+def _from_native(model: FlaxNiN, tree) -> Weights:
+    """The inverse of ``_to_native``: canonical names, order and layout, float32."""
+    spec = model.spec
     weights: Weights = {}
     for name in nin.weight_shapes(spec):
         value = np.asarray(_lookup(tree, _path(name)), dtype=np.float32)
@@ -182,12 +187,12 @@ def build(
 def load_state(model: FlaxNiN, weights: Weights) -> None:
     """Replace the parameters with canonical weights (validated first)."""
     weights = nin.validate_weights(model.spec, weights)
-    model.params = jax.device_put(_to_native(model.spec, weights), model.device)
+    model.params = jax.device_put(_to_native(model, weights), model.device)
 
 
 def export_state(model: FlaxNiN) -> Weights:
     """Canonical weights, float32, in canonical order and layout."""
-    return _to_canonical(model.spec, model.params)
+    return _from_native(model, model.params)
 
 
 def _input(model: FlaxNiN, x) -> jax.Array:
@@ -227,7 +232,7 @@ def loss_and_grads(model: FlaxNiN, x, labels) -> tuple[float, Weights]:
     x = _input(model, x)
     labels = _labels(model, labels, len(x))
     loss, grads = _loss_and_grads(model.params, model.module, x, labels)
-    return float(loss), _to_canonical(model.spec, grads)
+    return float(loss), _from_native(model, grads)
 
 
 def framework_version() -> str:

@@ -41,7 +41,7 @@ import optax
 import nin
 from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import FlaxNiN, _input, _labels, _logits, _to_canonical, _to_native
+from .adapter import FlaxNiN, _from_native, _input, _labels, _logits, _to_native
 from .adapter import export_state as export_weights
 from .adapter import load_state as load_weights
 from .model import NiN
@@ -102,14 +102,14 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``, canonical layout)."""
-        momentum = _to_canonical(self.spec, optax.tree_utils.tree_get(self._opt_state, "trace"))
+        momentum = _from_native(self.model, optax.tree_utils.tree_get(self._opt_state, "trace"))
         return {"weights": export_weights(self.model), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = nin.validate_weights(self.spec, state["momentum"])
         load_weights(self.model, state["weights"])
-        trace = jax.device_put(_to_native(self.spec, momentum), self.model.device)
+        trace = jax.device_put(_to_native(self.model, momentum), self.model.device)
         self._opt_state = optax.tree_utils.tree_set(self._opt_state, trace=trace)
 
     def _batch(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
