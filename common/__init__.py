@@ -1,6 +1,7 @@
 """nin-suite: Network in Network (Lin, Chen, Yan 2014, arXiv:1312.4400) written once as a
 framework-free spec, built natively in PyTorch, TensorFlow/Keras, JAX/Flax and MXNet/Gluon,
-and proven identical by a conformance suite.
+and checked by one conformance suite against a NumPy oracle: parameter counts, every layer's
+output, the logits, every weight's gradient and the training update.
 
 ``import nin`` imports NumPy and nothing heavier; a framework is imported only when its
 backend is asked for (``nin.get_backend("torch")``).

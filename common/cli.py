@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .frameworks import PRECISIONS, list_backends
     from .zoo import list_models
 
-    parser = argparse.ArgumentParser(prog="nin", description="Network in Network in four frameworks, proven identical.")
+    parser = argparse.ArgumentParser(
+        prog="nin", description="Network in Network in four frameworks, each checked against one NumPy oracle."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="layer table of a zoo model: shapes, parameters, MACs")

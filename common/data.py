@@ -14,7 +14,7 @@ costs ``4 · N · C · H · W`` bytes, so 5,000 × 1 × 224 × 224 (``mnist5k`` 
 1.0 GB, all 70,000 Fashion-MNIST images at 224 × 224 are 14 GB, and all 60,000 CIFAR-10
 images at 224 × 224 are 36 GB; choose a smaller ``input_size`` where memory is short.
 
-:func:`batches` yields the same mini-batches for the same ``(seed, epoch)``, so every
+``batches`` (from ``nin.datasets``) yields the same mini-batches for the same ``(seed, epoch)``, so every
 framework trains on identical batches.
 
 The command-line forms, parsed by :func:`load_dataset`: ``mnist5k``, ``fashion-mnist:DIR``,
@@ -30,13 +30,28 @@ import io
 import math
 import pickle
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .datasets import Dataset, batches, check_label_range
 from .errors import DataError, InputError, UnknownNameError
+from .volumes import load_volumes
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "DATASET_FORMS",
+    "DIGIT_CLASSES",
+    "FASHION_MNIST_CLASSES",
+    "Dataset",
+    "batches",
+    "load_cifar10",
+    "load_dataset",
+    "load_fashion_mnist",
+    "load_mnist5k",
+    "resize",
+    "synthetic",
+]
 
 DATASET_FORMS = ("mnist5k", "fashion-mnist:DIR", "cifar10:DIR", "volumes", "volumes:N", "synthetic", "synthetic:CxHxW")
 
@@ -54,61 +69,6 @@ FASHION_MNIST_CLASSES = (
     "Ankle boot",
 )
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-@dataclass(frozen=True, repr=False)
-class Dataset:
-    """A train/test split: images float32 (N, C, H, W) in [0, 1] — (N, C, D, H, W) for
-    volumes — and labels int64 (N,) in ``range(num_classes)``."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-    classes: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
-            where = f"dataset {self.name!r} {split}"
-            if x.dtype != np.float32 or x.ndim not in (4, 5):
-                raise DataError(
-                    f"{where}: images must be float32 (N, C, H, W) or (N, C, D, H, W); got {x.dtype} {x.shape}"
-                )
-            if x.shape[1:] != self.x_train.shape[1:]:
-                raise DataError(f"{where}: images are {x.shape[1:]} but train images are {self.x_train.shape[1:]}")
-            if y.dtype != np.int64 or y.shape != (len(x),):
-                raise DataError(f"{where}: labels must be int64 of shape ({len(x)},); got {y.dtype} {y.shape}")
-            _check_labels(y, self.num_classes, where)
-        if len(self.classes) != self.num_classes:
-            raise DataError(f"dataset {self.name!r}: {len(self.classes)} class names for {self.num_classes} classes")
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """(C, H, W) of one image — the spec's ``(in_channels, *input_size)``."""
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def in_channels(self) -> int:
-        return self.x_train.shape[1]
-
-    @property
-    def input_size(self) -> tuple[int, ...]:
-        """The spatial size, (H, W) or (D, H, W)."""
-        return tuple(self.x_train.shape[2:])
-
-    def __repr__(self) -> str:
-        shape = "×".join(map(str, self.input_shape))
-        return (
-            f"Dataset({self.name!r}, train {len(self.x_train)}, test {len(self.x_test)}, "
-            f"images {shape} float32 in [0, 1], {self.num_classes} classes)"
-        )
-
-
-def _check_labels(y: np.ndarray, num_classes: int, where: str) -> None:
-    if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise DataError(f"{where}: labels must be in 0..{num_classes - 1}; got {y.min()}..{y.max()}")
 
 
 def _dataset(name, x_train, y_train, x_test, y_test, classes, input_size) -> Dataset:
@@ -222,7 +182,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     pixels, labels = rows[:, :-1], rows[:, -1]  # the label is the last column
     if pixels.min() < 0 or pixels.max() > 255:
         raise DataError(f"{path}: pixels must be in 0..255; got {pixels.min()}..{pixels.max()}")
-    _check_labels(labels, 10, str(path))
+    check_label_range(labels, 10, str(path))
     images = pixels.astype(np.uint8).reshape(5000, 1, 28, 28)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
@@ -293,7 +253,7 @@ def load_fashion_mnist(directory: str | Path, input_size: int | tuple[int, int] 
                 f"fashion-mnist: {paths[f'{split}_images']} has {len(images)} images but "
                 f"{paths[f'{split}_labels']} has {len(labels)} labels"
             )
-        _check_labels(labels, 10, str(paths[f"{split}_labels"]))
+        check_label_range(labels, 10, str(paths[f"{split}_labels"]))
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise DataError(
             f"fashion-mnist: train images are {arrays['train_images'].shape[1:]} but test images are "
@@ -412,7 +372,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         labels = None
     if labels is None or labels.shape != (len(data),):
         raise DataError(f"{path}: b'labels' should be {len(data)} ints, one per row of b'data'")
-    _check_labels(labels, 10, str(path))
+    check_label_range(labels, 10, str(path))
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -504,8 +464,6 @@ def load_dataset(arg: str, input_size: int | tuple[int, ...] | None = None) -> D
     if name == "cifar10" and rest:
         return load_cifar10(rest, input_size)
     if name == "volumes":
-        from .volumes import load_volumes
-
         size = input_size if input_size is not None else 32
         if not sep:
             return load_volumes(size=size)
@@ -524,32 +482,3 @@ def load_dataset(arg: str, input_size: int | tuple[int, ...] | None = None) -> D
             shape = (shape[0], *spatial)
         return synthetic(shape)
     raise UnknownNameError(f"unknown dataset {arg!r}; known forms: {', '.join(DATASET_FORMS)}")
-
-
-# -- batches -----------------------------------------------------------------------------------
-
-
-def batches(
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
-    *,
-    shuffle: bool = True,
-    seed: int = 0,
-    epoch: int = 0,
-    drop_last: bool = False,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Mini-batches ``(x[i], y[i])`` covering every example exactly once (the last batch is
-    smaller unless ``drop_last``).  With ``shuffle`` the order is a permutation drawn from
-    ``(seed, epoch)`` alone, so every backend that asks for the same seed and epoch gets the
-    same batches (with the same NumPy version); a new epoch gives a new order."""
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise InputError(f"batch_size must be a positive int; got {batch_size!r}")
-    if len(x) != len(y):
-        raise InputError(f"batches: {len(x)} images but {len(y)} labels")
-    n = len(x)
-    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        index = order[start : start + batch_size]
-        yield x[index], y[index]

@@ -170,6 +170,16 @@ def output_shapes(spec: NiNSpec, input_size: tuple[int, ...] | None = None) -> d
     return {row.name: row.output_shape for row in layer_table(spec, input_size)}
 
 
+def head_input_shape(spec: NiNSpec) -> tuple[int, ...]:
+    """The per-example shape, channels first, that a fully connected head flattens in
+    (C, H, W) order: the output of the layer before it, or the input for a head alone.  A
+    ``SpecError`` for a spec that ends in global average pooling."""
+    if not _has_head(spec):
+        raise SpecError(f"{spec.name} ends in {type(spec.layers[-1]).__name__}, not a fully connected head (Linear)")
+    rows = layer_table(spec)
+    return rows[-2].output_shape if len(rows) > 1 else (spec.in_channels, *spec.input_size)
+
+
 def param_count(spec: NiNSpec) -> int:
     return sum(row.params for row in layer_table(spec))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import WeightsError
 from .shapes import LayerInfo, layer_table
 from .spec import NiNSpec
 from .tables import text_table
@@ -29,7 +30,10 @@ def backend_layer_table(spec: NiNSpec, backend: str) -> list[LayerInfo]:
         shape = tuple(acts[row.name].shape[1:]) if row.name in acts else ()
         rows.append(LayerInfo(row.name, row.kind, shape, params.get(row.name, 0), row.macs))
     if sum(r.params for r in rows) != adapter.param_count(model):
-        raise AssertionError(f"{backend}: per-layer weights do not add up to param_count({backend} model)")
+        raise WeightsError(
+            f"{backend}: the exported weights hold {sum(r.params for r in rows):,} parameters but the {backend} model "
+            f"counts {adapter.param_count(model):,}; its export_state misses or invents tensors (a backend bug: report it)"
+        )
     return rows
 
 

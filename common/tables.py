@@ -24,16 +24,9 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[object]], right: S
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[int] = ()) -> str:
+    """A Markdown table; columns whose index is in ``right`` are right-aligned."""
     cells = _cells([header, *rows])
     align = ["---:" if i in right else "---" for i in range(len(header))]
     out = ["| " + " | ".join(cells[0]) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(r) + " |" for r in cells[1:]]
     return "\n".join(out)
-
-
-def human(n: float) -> str:
-    """1992166 -> '1.99 M', 762297352 -> '762.3 M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.4g} {unit}"
-    return f"{n:g}"

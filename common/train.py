@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
-import io
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -36,7 +33,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import reference
+from .datasets import batches
 from .errors import NinError, UnknownNameError
+from .files import atomic_write
 from .shapes import check_input
 from .spec import Dropout, NiNSpec
 from .weights import INITIALIZERS, Weights, init_weights, validate_weights
@@ -126,8 +125,7 @@ class Recipe:
             raise UnknownNameError(f"unknown initializer {self.init!r}; known: {', '.join(INITIALIZERS)}")
         if not self.lr > 0:
             problems.append(f"lr must be > 0; got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must be in [0, 1); got {self.momentum}")
+        problems += momentum_problems(self.momentum)
         if not self.weight_decay >= 0:
             problems.append(f"weight_decay must be ≥ 0; got {self.weight_decay}")
         for key in ("batch_size", "epochs"):
@@ -154,6 +152,19 @@ class Recipe:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Recipe:
         return cls(**data)
+
+
+def momentum_problems(momentum: float) -> list[str]:
+    """What is wrong with a momentum coefficient μ (none if 0 ≤ μ < 1): the one check behind
+    ``Recipe`` and every backend's optimizer."""
+    return [] if 0 <= momentum < 1 else [f"momentum must be in [0, 1); got {momentum}"]
+
+
+def check_momentum(momentum: float) -> float:
+    """``momentum`` if it is in [0, 1), else a ``RecipeError``."""
+    if problems := momentum_problems(momentum):
+        raise RecipeError(problems[0])
+    return momentum
 
 
 def lr_at(recipe: Recipe, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -309,8 +320,7 @@ def get_trainer(backend: str, model: str | NiNSpec, recipe: Recipe, device: str 
             f"{', '.join(list_backends())}"
         )
     adapter = get_backend(backend)
-    train = importlib.import_module(f"nin.frameworks.{backend}.train")
-    return train.Trainer(adapter.build(spec_for(recipe, spec), recipe.seed, device=device, init=recipe.init), recipe)
+    return adapter.Trainer(adapter.build(spec_for(recipe, spec), recipe.seed, device=device, init=recipe.init), recipe)
 
 
 def backend_name(trainer: Trainer) -> str:
@@ -322,22 +332,6 @@ def backend_name(trainer: Trainer) -> str:
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write through a temp file and ``os.replace``: a reader (or a later run) sees the old
-    file or the new one, never a torn one, whenever the writer dies."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def spec_fingerprint(spec: NiNSpec) -> str:
@@ -465,7 +459,7 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[dict[str, Any], Trainer], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train for ``recipe.epochs`` epochs on ``dataset`` (a ``nin.data.Dataset``), the same
+    """Train for ``recipe.epochs`` epochs on ``dataset`` (a ``nin.datasets.Dataset``), the same
     batches for every backend; return the metrics history, one dict per epoch.
 
     After each epoch it evaluates on the test set and writes, in ``out_dir``:
@@ -477,10 +471,11 @@ def fit(
     ``resume=True`` continues from ``out_dir/checkpoint.npz`` after checking it comes from the
     same model, data set and recipe (the number of epochs may grow; the backend may differ,
     since the state is canonical).  Ctrl-C saves the state after the last completed epoch and
-    raises ``TrainingInterrupted``."""
-    from tqdm import tqdm
+    raises ``TrainingInterrupted``.
 
-    from .data import batches
+    ``progress=True`` reports on stderr: a progress bar per epoch while stderr is a terminal,
+    and one line per epoch either way, so a log file gets one line per epoch and no bar."""
+    from tqdm import tqdm
 
     _check_fit(trainer, dataset, recipe)
     out = Path(out_dir)
@@ -503,11 +498,12 @@ def fit(
     n_train = len(dataset.y_train)
     steps_per_epoch = math.ceil(n_train / recipe.batch_size)
     title = f"{meta['backend']} · {meta['model']} · {dataset.name}"
+    show_bar = progress and sys.stderr.isatty()
     try:
         for epoch in range(done, recipe.epochs):
             trainer.begin_epoch(epoch)
             bar = tqdm(
-                total=n_train, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="ex", disable=not progress, leave=False
+                total=n_train, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="ex", disable=not show_bar, leave=False
             )
             loss_sum, correct, seen, lr = 0.0, 0, 0, recipe.lr
             start = time.perf_counter()
@@ -542,12 +538,7 @@ def fit(
             last_state, done = trainer.export_state(), epoch + 1
             save_checkpoint(ckpt_path, last_state, {**meta, "epoch": done, "history": history})
             if progress:
-                tqdm.write(
-                    f"epoch {done}/{recipe.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
-                    f" · test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
-                    f" · {record['examples_per_s']:.0f} ex/s",
-                    file=sys.stderr,
-                )
+                tqdm.write(_epoch_line(record, recipe.epochs), file=sys.stderr)
             if on_epoch is not None:
                 on_epoch(record, trainer)
     except KeyboardInterrupt:
@@ -556,9 +547,16 @@ def fit(
     return history
 
 
-def _evaluate(trainer: Trainer, dataset, batch_size: int) -> tuple[float, int]:
-    from .data import batches
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """The one line ``fit`` reports per epoch."""
+    return (
+        f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
+        f" · test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
+        f" · {record['examples_per_s']:.0f} ex/s"
+    )
 
+
+def _evaluate(trainer: Trainer, dataset, batch_size: int) -> tuple[float, int]:
     loss_sum, correct = 0.0, 0
     for x, y in batches(dataset.x_test, dataset.y_test, batch_size, shuffle=False):
         loss, right = trainer.evaluate(x, y)

@@ -8,7 +8,7 @@ In the spirit of the ModelNet voxel grids used by VoxNet (Maturana & Scherer 201
 generated in NumPy in a second, so tests and demos need no download.
 
     x, y = make_volumes(1000, size=32, seed=0)      # (1000, 1, 32, 32, 32) float32, int64
-    ds = load_volumes(n_train=2000, n_test=400)     # a nin.data.Dataset named "volumes"
+    ds = load_volumes(n_train=2000, n_test=400)     # a nin.datasets.Dataset named "volumes"
 
 Every shape is a signed distance function of a point in the solid's own frame (its
 bounding radius is about 1); a voxel at world distance ``d`` from the surface (negative
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import Dataset
+from .datasets import Dataset
 from .errors import DataError
 
 CLASSES = (
@@ -104,7 +104,7 @@ def load_volumes(
     noise: float = 0.0,
     scaled: bool = True,
 ) -> Dataset:
-    """A ``nin.data.Dataset`` named "volumes": train and test from independent streams of
+    """A ``nin.datasets.Dataset`` named "volumes": train and test from independent streams of
     ``make_volumes``, NCDHW float32, int64 labels, ``classes`` = ``CLASSES``.  With ``scaled``
     the occupancy is divided by ``OCCUPANCY_STD`` (values in [0, 1 / 0.1216], empty space
     still 0), otherwise it is the occupancy in [0, 1]."""

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UnknownNameError, WeightsError
-from .shapes import layer_table
+from .files import atomic_write
+from .shapes import head_input_shape
 from .spec import Linear, NiNBlock, NiNSpec
 
 Weights = dict[str, np.ndarray]
@@ -26,21 +27,15 @@ def weight_shapes(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
     """Canonical name → shape, in network order."""
     shapes: dict[str, tuple[int, ...]] = {}
     channels = spec.in_channels
-    rows = {row.name: row for row in layer_table(spec)}
-    previous = None
     for name, layer in spec.named_layers():
         if isinstance(layer, NiNBlock):
             for c, cv in enumerate(layer.convs):
                 shapes[f"{name}.conv{c}.weight"] = (cv.out_channels, channels, *cv.kernel)
                 shapes[f"{name}.conv{c}.bias"] = (cv.out_channels,)
                 channels = cv.out_channels
-                previous = f"{name}.conv{c}"
         elif isinstance(layer, Linear):
-            fan_in = math.prod(rows[previous].output_shape) if previous else channels * math.prod(spec.input_size)
-            shapes["head.weight"] = (layer.out_features, fan_in)
+            shapes["head.weight"] = (layer.out_features, math.prod(head_input_shape(spec)))
             shapes["head.bias"] = (layer.out_features,)
-        else:
-            previous = name
     return shapes
 
 
@@ -110,21 +105,16 @@ def validate_weights(spec: NiNSpec, weights: Weights) -> Weights:
 
 
 def save_weights(weights: Weights, path: str | Path) -> Path:
-    """Write ``.npz`` or ``.safetensors`` (chosen by suffix), atomically (temp file + rename)."""
+    """Write ``.npz`` or ``.safetensors`` (chosen by suffix), atomically (``nin.files``)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
     if path.suffix == ".npz":
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    elif path.suffix == ".safetensors":
-        from safetensors.numpy import save_file
+        return atomic_write(path, lambda f: np.savez(f, **arrays))
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import save
 
-        save_file(arrays, str(tmp))
-    else:
-        raise UnknownNameError(f"cannot save weights as {path.name!r}: use a .npz or .safetensors name")
-    tmp.replace(path)
-    return path
+        return atomic_write(path, lambda f: f.write(save(arrays)))
+    raise UnknownNameError(f"cannot save weights as {path.name!r}: use a .npz or .safetensors name")
 
 
 def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:

@@ -4,10 +4,10 @@
 (and so JAX) the first time it is asked for; a framework that is not installed makes only its
 own backend unavailable, with a message naming the extra to install.
 
-Every backend module exports the same names (the contract in DESIGN.md):
-``nin_block``, ``NiN``, ``build``, ``load_state``, ``export_state``, ``forward``,
-``intermediates``, ``param_count``, ``loss_and_grads``, ``framework_version``.
-``build(..., precision=...)`` takes one of the backend's ``backend_precisions``.
+Every backend package exports exactly the names of ``CONTRACT`` (frameworks/README.md), each
+from the file ``CONTRACT`` names, loaded when first used: ``nin.frameworks.torch.build`` imports
+``nin.frameworks.torch.adapter``.  ``build(..., precision=...)`` takes one of the backend's
+``backend_precisions``.
 
 ``onnxruntime`` runs the ONNX graph of ``nin.onnx``: it has the inference half of the
 contract (``build``, ``load_state``, ``export_state``, ``forward``, ``intermediates``,
@@ -22,10 +22,42 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from types import ModuleType
+from typing import Any
 
 import numpy
 
 from nin.errors import BackendUnavailable, UnknownNameError
+
+# The backend contract: public name -> the file of ``frameworks/<backend>/`` that defines it, the
+# same in all four backends.  Adding a name to the contract is one line here (and the
+# definition in each backend); every backend's ``__init__`` derives its ``__all__`` from this.
+CONTRACT: dict[str, str] = {
+    "nin_block": "model",
+    "NiN": "model",
+    "build": "adapter",
+    "load_state": "adapter",
+    "export_state": "adapter",
+    "forward": "adapter",
+    "intermediates": "adapter",
+    "param_count": "adapter",
+    "loss_and_grads": "adapter",
+    "framework_version": "adapter",
+    "gpu_available": "adapter",
+    "Trainer": "train",
+    "FORMATS": "export",
+    "export": "export",
+    "run_exported": "export",
+    "export_onnx": "export",
+}
+
+
+def contract_attribute(package: str, name: str) -> Any:
+    """Public name ``name`` of backend package ``package`` (e.g. "nin.frameworks.torch"),
+    imported from the file ``CONTRACT`` gives it: each backend's module ``__getattr__``."""
+    if name not in CONTRACT:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{package}.{CONTRACT[name]}"), name)
+
 
 # backend name -> the top-level modules it needs
 _REQUIRES: dict[str, tuple[str, ...]] = {
@@ -154,7 +186,9 @@ def get_backend(name: str) -> ModuleType:
     if reason:
         raise BackendUnavailable(reason)
     try:
-        return importlib.import_module(f"nin.frameworks.{name}")
+        backend = importlib.import_module(f"nin.frameworks.{name}")
+        importlib.import_module(f"nin.frameworks.{name}.adapter")  # the framework itself, now
+        return backend
     except ImportError as e:
         raise BackendUnavailable(
             f"backend {name!r} failed to import ({e}); reinstall it with: pip install 'nin-suite[{_EXTRA.get(name, name)}]'"

@@ -34,3 +34,15 @@ def test_the_torch_backend_sets_it():
     code = "import nin; nin.get_backend('torch'); import nin.heap as h; print(h._done)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
     assert out.stdout.strip().splitlines()[-1] == str(sys.platform == "linux")
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "jax", "mxnet"])
+def test_other_backends_leave_it_alone(name):
+    """Only the backend that needs the setting applies it."""
+    from nin.frameworks import missing_modules
+
+    if missing_modules(name):
+        pytest.skip(f"backend {name} unavailable: {', '.join(missing_modules(name))} not installed")
+    code = f"import nin; nin.get_backend({name!r}); import nin.heap as h; print(h._done)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
+    assert out.stdout.strip().splitlines()[-1] == "None"

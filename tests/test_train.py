@@ -304,6 +304,16 @@ def test_on_epoch_and_progress(tiny, tmp_path, capsys):
     assert "epoch 1/1: train loss" in capsys.readouterr().err
 
 
+def test_log_file_gets_one_line_per_epoch(tiny, tmp_path, capsys):
+    """stderr redirected to a file (not a terminal): no progress bar, one line per epoch."""
+    spec, data = tiny
+    recipe = _recipe(epochs=2)
+    fit(NumpyTrainer(spec, recipe), data, recipe, tmp_path)
+    err = capsys.readouterr().err
+    assert "\r" not in err, f"a progress bar reached a non-terminal stderr: {err[:200]!r}"
+    assert [line.split(":")[0] for line in err.splitlines()] == ["epoch 1/2", "epoch 2/2"], err
+
+
 def test_run_seeds(tiny, tmp_path):
     spec, data = tiny
     summary = train.run_seeds("numpy", spec, data, _recipe(epochs=1), [0, 1], tmp_path, progress=False)

@@ -1,34 +1,20 @@
-"""The JAX/Flax backend: ``NiN`` and ``nin_block`` in ``flax.linen`` (channels-last), and the
-conformance adapter (``build``, ``forward``, ...).  Imported only when asked for:
+"""The JAX/Flax backend: ``NiN`` and ``nin_block`` in ``flax.linen`` (channels-last), the
+adapter functions (whose model is an ``adapter.FlaxNiN``) and ``Trainer`` of the backend
+contract (``nin.frameworks.CONTRACT``, frameworks/README.md).  Imported only when asked for:
 ``nin.get_backend("jax")``."""
 
 from __future__ import annotations
 
-from .adapter import (
-    FlaxNiN,
-    build,
-    export_state,
-    forward,
-    framework_version,
-    gpu_available,
-    intermediates,
-    load_state,
-    loss_and_grads,
-    param_count,
-)
-from .model import NiN, nin_block
+from typing import Any
 
-__all__ = [
-    "FlaxNiN",
-    "NiN",
-    "build",
-    "export_state",
-    "forward",
-    "framework_version",
-    "gpu_available",
-    "intermediates",
-    "load_state",
-    "loss_and_grads",
-    "nin_block",
-    "param_count",
-]
+from nin.frameworks import CONTRACT, contract_attribute
+
+__all__ = list(CONTRACT)
+
+
+def __getattr__(name: str) -> Any:
+    return contract_attribute(__name__, name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -68,16 +68,10 @@ def _channels_first(x: jax.Array) -> jax.Array:
     return jnp.moveaxis(x, -1, 1) if x.ndim > 2 else x
 
 
-def _head_input_shape(spec: nin.NiNSpec) -> tuple[int, ...]:
-    """(C, H, W) of the activations the head flattens."""
-    shapes = list(nin.output_shapes(spec).values())
-    return shapes[-2] if len(shapes) > 1 else (spec.in_channels, *spec.input_size)
-
-
 def _head_rows(spec: nin.NiNSpec) -> np.ndarray:
     """For each row of the native (H, W, C)-flattened head kernel, the canonical (C, H, W)
     feature index it holds."""
-    chw = _head_input_shape(spec)
+    chw = nin.shapes.head_input_shape(spec)
     return np.arange(math.prod(chw)).reshape(chw).transpose(*range(1, len(chw)), 0).reshape(-1)
 
 
@@ -97,7 +91,10 @@ def _lookup(tree, path: tuple[str, ...] | list[str]):
     return functools.reduce(lambda node, key: node[key], path, tree)
 
 
-def _to_native(spec: nin.NiNSpec, weights: Weights) -> dict:
+def _to_native(model: FlaxNiN, weights: Weights) -> dict:
+    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) as a
+    Flax parameter tree, in Flax's layout (NumPy leaves, on no device yet)."""
+    spec = model.spec
     tree: dict = {}
     for name, value in weights.items():
         if name == "head.weight":
@@ -112,7 +109,9 @@ def _to_native(spec: nin.NiNSpec, weights: Weights) -> dict:
     return tree
 
 
-def _to_canonical(spec: nin.NiNSpec, tree) -> Weights:
+def _from_native(model: FlaxNiN, tree) -> Weights:
+    """The inverse of ``_to_native``: canonical names, order and layout, float32."""
+    spec = model.spec
     weights: Weights = {}
     for name in nin.weight_shapes(spec):
         value = np.asarray(_lookup(tree, _path(name)), dtype=np.float32)
@@ -157,6 +156,7 @@ _loss_and_grads = jax.jit(jax.value_and_grad(_loss), static_argnames=("module",)
 
 
 def _device(device: str) -> jax.Device:
+    """The JAX device of contract device "cpu" or "gpu"."""
     if device not in DEVICES:
         raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
     if device == "gpu" and not gpu_available():
@@ -187,12 +187,12 @@ def build(
 def load_state(model: FlaxNiN, weights: Weights) -> None:
     """Replace the parameters with canonical weights (validated first)."""
     weights = nin.validate_weights(model.spec, weights)
-    model.params = jax.device_put(_to_native(model.spec, weights), model.device)
+    model.params = jax.device_put(_to_native(model, weights), model.device)
 
 
 def export_state(model: FlaxNiN) -> Weights:
     """Canonical weights, float32, in canonical order and layout."""
-    return _to_canonical(model.spec, model.params)
+    return _from_native(model, model.params)
 
 
 def _input(model: FlaxNiN, x) -> jax.Array:
@@ -232,7 +232,7 @@ def loss_and_grads(model: FlaxNiN, x, labels) -> tuple[float, Weights]:
     x = _input(model, x)
     labels = _labels(model, labels, len(x))
     loss, grads = _loss_and_grads(model.params, model.module, x, labels)
-    return float(loss), _to_canonical(model.spec, grads)
+    return float(loss), _from_native(model, grads)
 
 
 def framework_version() -> str:

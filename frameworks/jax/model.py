@@ -101,7 +101,8 @@ def nin_block(
     dtype: DTypeLike | None = None,
     name: str | None = None,
 ) -> MlpConv:
-    """The Flax module of one spec block (``nin.nin_block(96, 11, 4, 0)`` describes one)."""
+    """The Flax module of one spec block (``nin.nin_block(96, 11, 4, 0)`` describes one).
+    Flax infers the input width from the first input, so it takes no ``in_channels``."""
     return MlpConv(block_spec, precision=precision, dtype=dtype, name=name)
 
 

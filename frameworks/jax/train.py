@@ -39,9 +39,9 @@ import numpy as np
 import optax
 
 import nin
-from nin.train import Recipe, derive_seed
+from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import FlaxNiN, _input, _labels, _logits, _to_canonical, _to_native
+from .adapter import FlaxNiN, _from_native, _input, _labels, _logits, _to_native
 from .adapter import export_state as export_weights
 from .adapter import load_state as load_weights
 from .model import NiN
@@ -53,8 +53,7 @@ def torch_sgd(learning_rate, momentum: float, weight_decay: float) -> optax.Grad
     the buffer ``b`` of every parameter as ``TraceState.trace`` (zeros at first; at μ = 0 it
     holds the last ``g + λ·w``, as ``nin.train.sgd_reference`` does); it does not depend on
     the rate, which may be a traced scalar."""
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1); got {momentum}")
+    check_momentum(momentum)
     return optax.chain(
         optax.add_decayed_weights(weight_decay),
         optax.trace(decay=momentum),
@@ -103,14 +102,14 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``, canonical layout)."""
-        momentum = _to_canonical(self.spec, optax.tree_utils.tree_get(self._opt_state, "trace"))
+        momentum = _from_native(self.model, optax.tree_utils.tree_get(self._opt_state, "trace"))
         return {"weights": export_weights(self.model), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = nin.validate_weights(self.spec, state["momentum"])
         load_weights(self.model, state["weights"])
-        trace = jax.device_put(_to_native(self.spec, momentum), self.model.device)
+        trace = jax.device_put(_to_native(self.model, momentum), self.model.device)
         self._opt_state = optax.tree_utils.tree_set(self._opt_state, trace=trace)
 
     def _batch(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:

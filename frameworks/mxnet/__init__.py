@@ -1,6 +1,6 @@
-"""The MXNet/Gluon backend: ``NiN`` and ``nin_block`` (native ``gluon.HybridBlock``s) and the
-adapter functions of the backend contract (frameworks/README.md).  Imported only when asked
-for: ``nin.get_backend("mxnet")``.
+"""The MXNet/Gluon backend: ``NiN`` and ``nin_block`` (native ``gluon.HybridBlock``s), the
+adapter functions and ``Trainer`` of the backend contract (``nin.frameworks.CONTRACT``,
+frameworks/README.md).  Imported only when asked for: ``nin.get_backend("mxnet")``.
 
 Importing MXNet drops PyTorch in the same process to one intra-op thread
 (``torch.get_num_threads()`` goes from 2 to 1 on a 2-core machine, in either import order);
@@ -10,36 +10,25 @@ should call ``torch.set_num_threads`` itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy
+
+from nin.frameworks import CONTRACT, contract_attribute
 
 # MXNet 1.9.1 is retired upstream and still uses the alias ``numpy.bool``, which NumPy 1.24
 # removed; restore it (the builtin, as NumPy < 1.24 had it) before the first ``import mxnet``,
-# which happens in the submodules below, or importing MXNet fails on NumPy 1.26.
-numpy.bool = bool
+# which happens in the submodules, or importing MXNet fails on NumPy 1.24-1.26.  NumPy 2 has
+# ``numpy.bool`` again (its boolean scalar type), which is left alone.
+if numpy.lib.NumpyVersion(numpy.__version__) < "2.0.0":
+    numpy.bool = bool
 
-from .adapter import (  # noqa: E402
-    build,
-    export_state,
-    forward,
-    framework_version,
-    gpu_available,
-    intermediates,
-    load_state,
-    loss_and_grads,
-    param_count,
-)
-from .model import NiN, nin_block  # noqa: E402
+__all__ = list(CONTRACT)
 
-__all__ = [
-    "NiN",
-    "build",
-    "export_state",
-    "forward",
-    "framework_version",
-    "gpu_available",
-    "intermediates",
-    "load_state",
-    "loss_and_grads",
-    "nin_block",
-    "param_count",
-]
+
+def __getattr__(name: str) -> Any:
+    return contract_attribute(__name__, name)
+
+
+def __dir__() -> list[str]:
+    return __all__

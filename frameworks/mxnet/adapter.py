@@ -24,7 +24,8 @@ from .model import NiN
 DEVICES = ("cpu", "gpu")
 
 
-def _context(device: str) -> mx.Context:
+def _device(device: str) -> mx.Context:
+    """The MXNet context of contract device "cpu" or "gpu"."""
     if device == "cpu":
         return mx.cpu()
     if device == "gpu":
@@ -43,7 +44,7 @@ def build(
     """A hybridized ``NiN`` on ``device`` ("cpu" or "gpu"), its weights set to
     ``nin.init_weights(spec, seed, init)``.  Only ``precision="float32"`` is implemented here."""
     check_precision("mxnet", precision)
-    ctx = _context(device)
+    ctx = _device(device)
     weights = nin.init_weights(spec, seed, init)
     model = NiN(spec)
     model.initialize(mx.init.Zero(), ctx=ctx)
@@ -61,21 +62,36 @@ def _parameters(model: NiN) -> dict[str, gluon.Parameter]:
 def load_state(model: NiN, weights: nin.weights.Weights) -> None:
     """Copy canonical weights into ``model`` (validated first: every missing, unexpected and
     mis-shaped tensor is named)."""
-    weights = nin.validate_weights(model.spec, weights)
+    native = _to_native(model, nin.validate_weights(model.spec, weights))
     for name, param in _parameters(model).items():
-        param.set_data(mx.nd.array(weights[name], dtype=np.float32))
+        param.set_data(native[name])
 
 
 def export_state(model: NiN) -> nin.weights.Weights:
     """The canonical weights of ``model``: ``{name: float32 ndarray}`` in canonical order."""
-    return {name: param.data().asnumpy() for name, param in _parameters(model).items()}
+    return _from_native(model, {name: param.data() for name, param in _parameters(model).items()})
+
+
+def _to_native(model: NiN, weights: nin.weights.Weights) -> dict[str, mx.nd.NDArray]:
+    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) as
+    float32 NDArrays on the model's context, by canonical name; Gluon's layout is canonical."""
+    ctx = _context_of(model)
+    return {name: mx.nd.array(weights[name], ctx=ctx, dtype=np.float32) for name in nin.weight_shapes(model.spec)}
+
+
+def _from_native(model: NiN, native: dict[str, mx.nd.NDArray]) -> nin.weights.Weights:
+    """The inverse of ``_to_native``: ``{name: float32 ndarray}`` in canonical order."""
+    return {name: native[name].asnumpy() for name in nin.weight_shapes(model.spec)}
+
+
+def _context_of(model: NiN) -> mx.Context:
+    """The context the model's parameters live on."""
+    return next(iter(model.collect_params().values())).list_ctx()[0]
 
 
 def _ndarray(model: NiN, x) -> mx.nd.NDArray:
     """``x`` checked against the spec, as a float32 NDArray on the model's context."""
-    x = nin.check_input(model.spec, x)
-    ctx = next(iter(model.collect_params().values())).list_ctx()[0]
-    return mx.nd.array(x, ctx=ctx, dtype=np.float32)
+    return mx.nd.array(nin.check_input(model.spec, x), ctx=_context_of(model), dtype=np.float32)
 
 
 def forward(model: NiN, x, train: bool = False) -> np.ndarray:
@@ -129,7 +145,7 @@ def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
         *_, (_, logits) = _layer_outputs(model, x)
         loss = gluon.loss.SoftmaxCrossEntropyLoss()(logits, target).mean()
     grads = autograd.grad(loss, [param.data(x.context) for param in params.values()])
-    return float(loss.asscalar()), {name: g.asnumpy() for name, g in zip(params, grads, strict=True)}
+    return float(loss.asscalar()), _from_native(model, dict(zip(params, grads, strict=True)))
 
 
 def framework_version() -> str:

@@ -36,13 +36,14 @@ _CONV = {2: nn.Conv2D, 3: nn.Conv3D}
 _GLOBAL_AVG_POOL = {2: nn.GlobalAvgPool2D, 3: nn.GlobalAvgPool3D}
 
 
-def nin_block(in_channels: int, block_spec: nin.NiNBlock, ndim: int = 2, **kwargs) -> nn.HybridSequential:
-    """An mlpconv block: the spatial convolution, then the 1×1 ones, each with ReLU.  Keyword
-    arguments (``prefix``, ``params``) go to the ``HybridSequential``."""
+def nin_block(in_channels: int, block_spec: nin.NiNBlock, **kwargs) -> nn.HybridSequential:
+    """An mlpconv block on ``in_channels`` input channels: the spatial convolution, then the
+    1×1 ones, each with ReLU (2-D or 3-D, as the block's convolutions are).  Keyword arguments
+    (``prefix``, ``params``) go to the ``HybridSequential``."""
     block = nn.HybridSequential(**kwargs)
     with block.name_scope():
         for c, cv in enumerate(block_spec.convs):
-            conv = _CONV[ndim](
+            conv = _CONV[cv.ndim](
                 cv.out_channels,
                 cv.kernel,
                 cv.stride,
@@ -118,14 +119,12 @@ class NiN(nn.HybridBlock):
     def __init__(self, spec: nin.NiNSpec, **kwargs):
         super().__init__(**kwargs)
         self.spec = spec
-        table = {row.name: row for row in nin.layer_table(spec)}
-        channels, previous = spec.in_channels, None
+        channels = spec.in_channels
         with self.name_scope():
             for name, layer in spec.named_layers():
                 if isinstance(layer, nin.NiNBlock):
-                    setattr(self, name, nin_block(channels, layer, spec.ndim, prefix=f"{name}_"))
+                    setattr(self, name, nin_block(channels, layer, prefix=f"{name}_"))
                     channels = layer.out_channels
-                    previous = f"{name}.conv{len(layer.convs) - 1}"
                     continue
                 if isinstance(layer, nin.MaxPool | nin.AvgPool):
                     child = Pool(layer)
@@ -135,10 +134,9 @@ class NiN(nn.HybridBlock):
                     child = nn.HybridSequential(prefix=f"{name}_")
                     child.add(_GLOBAL_AVG_POOL[spec.ndim](), nn.Flatten())
                 else:
-                    features = table[previous].output_shape if previous else (channels, *spec.input_size)
-                    child = nn.Dense(layer.out_features, in_units=math.prod(features), prefix=f"{name}_")
+                    features = math.prod(nin.shapes.head_input_shape(spec))
+                    child = nn.Dense(layer.out_features, in_units=features, prefix=f"{name}_")
                 setattr(self, name, child)
-                previous = name
 
     def hybrid_forward(self, F, x):
         for name, _ in self.spec.named_layers():

@@ -28,9 +28,9 @@ import numpy as np
 from mxnet import autograd, gluon
 
 import nin
-from nin.train import Recipe, derive_seed
+from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import _ndarray, _parameters
+from .adapter import _from_native, _ndarray, _parameters, _to_native
 from .adapter import export_state as export_weights
 from .adapter import load_state as load_weights
 from .model import NiN
@@ -47,9 +47,7 @@ class TorchSGD(mx.optimizer.Optimizer):
 
     def __init__(self, buffers: list[mx.nd.NDArray], momentum: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum}")
-        self.buffers, self.momentum = buffers, momentum
+        self.buffers, self.momentum = buffers, check_momentum(momentum)
 
     def create_state(self, index: int, weight: mx.nd.NDArray) -> mx.nd.NDArray:
         return self.buffers[index]
@@ -108,15 +106,15 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``; Gluon's layout is canonical)."""
-        momentum = {name: buffer.asnumpy() for name, buffer in zip(self._names, self._buffers, strict=True)}
+        momentum = _from_native(self.model, dict(zip(self._names, self._buffers, strict=True)))
         return {"weights": export_weights(self.model), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
-        momentum = nin.validate_weights(self.spec, state["momentum"])
+        momentum = _to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
         load_weights(self.model, state["weights"])
         for name, buffer in zip(self._names, self._buffers, strict=True):
-            buffer[:] = mx.nd.array(momentum[name], ctx=self._ctx, dtype=np.float32)
+            buffer[:] = momentum[name]
 
     def _batch(self, x: np.ndarray, y: np.ndarray) -> tuple[mx.nd.NDArray, np.ndarray, mx.nd.NDArray]:
         """Checked images as an NDArray, checked labels, and the labels as the loss takes them."""

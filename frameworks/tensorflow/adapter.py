@@ -42,7 +42,7 @@ def build(
     Only ``precision="float32"`` is implemented here."""
     check_precision("tensorflow", precision)
     weights = nin.init_weights(spec, seed, init)
-    placement = _placement(device)
+    placement = _device(device)
     with tf.device(placement):
         model = NiN(spec)
     model._nin_compiled = _Compiled(model, placement)
@@ -50,7 +50,8 @@ def build(
     return model
 
 
-def _placement(device: str) -> str:
+def _device(device: str) -> str:
+    """The TensorFlow device name of contract device "cpu" or "gpu" (TF32 off on a GPU)."""
     if device not in DEVICES:
         raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
     if device == "gpu":
@@ -68,15 +69,13 @@ def load_state(model: NiN, weights: nin.weights.Weights) -> None:
     """Set the model's weights from canonical ones (validated first: the error names every
     missing, unexpected and mis-shaped tensor)."""
     weights = nin.validate_weights(model.spec, weights)
-    for name, (variable, features) in _compiled(model).slots.items():
-        variable.assign(_to_native(weights[name], features))
+    for variable, value in zip(_variables(model), _to_native(model, weights), strict=True):
+        variable.assign(value)
 
 
 def export_state(model: NiN) -> nin.weights.Weights:
     """The model's weights in canonical names, order and layout, as float32 arrays."""
-    return {
-        name: _to_canonical(variable.numpy(), features) for name, (variable, features) in _compiled(model).slots.items()
-    }
+    return _from_native(model, [variable.numpy() for variable in _variables(model)])
 
 
 def forward(model: NiN, x: np.ndarray, train: bool = False) -> np.ndarray:
@@ -105,10 +104,7 @@ def loss_and_grads(model: NiN, x: np.ndarray, labels: np.ndarray) -> tuple[float
     labels = nin.check_labels(model.spec, labels, len(x)).astype(np.int32)
     compiled = _compiled(model)
     loss, grads = compiled.run("grads", x, labels)
-    return float(loss), {
-        name: _to_canonical(grad.numpy(), features)
-        for (name, (_, features)), grad in zip(compiled.slots.items(), grads, strict=True)
-    }
+    return float(loss), _from_native(model, [grad.numpy() for grad in grads])
 
 
 def framework_version() -> str:
@@ -131,7 +127,26 @@ def _channels_first(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, -1, 1)) if a.ndim > 2 else a
 
 
-def _to_canonical(native: np.ndarray, features: tuple[int, ...] | None) -> np.ndarray:
+def _to_native(model: NiN, weights: nin.weights.Weights) -> list[np.ndarray]:
+    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) in
+    Keras' layout, as a list in the order of the model's variables (``_variables``)."""
+    return [_tensor_to_native(weights[name], features) for name, (_, features) in _compiled(model).slots.items()]
+
+
+def _from_native(model: NiN, native: list[np.ndarray]) -> nin.weights.Weights:
+    """The inverse of ``_to_native``: canonical names, order and layout, float32."""
+    slots = _compiled(model).slots.items()
+    return {
+        name: _tensor_from_native(value, features) for (name, (_, features)), value in zip(slots, native, strict=True)
+    }
+
+
+def _variables(model: NiN) -> list[keras.Variable]:
+    """The model's Keras variables in canonical weight order."""
+    return [variable for variable, _ in _compiled(model).slots.values()]
+
+
+def _tensor_from_native(native: np.ndarray, features: tuple[int, ...] | None) -> np.ndarray:
     """HWIO kernel → (out, in, kh, kw); a head's (H·W·C, out) → (out, C·H·W); biases as they are.
     ``features`` is the head's input shape (C, H, W), None for a convolution."""
     if native.ndim == 1:
@@ -139,17 +154,17 @@ def _to_canonical(native: np.ndarray, features: tuple[int, ...] | None) -> np.nd
     if features is not None:
         channels, *size = features
         out = native.shape[-1]
-        return _to_canonical(native.reshape(*size, channels, out), None).reshape(out, -1)
+        return _tensor_from_native(native.reshape(*size, channels, out), None).reshape(out, -1)
     return np.ascontiguousarray(np.moveaxis(native, (-1, -2), (0, 1)), dtype=np.float32)
 
 
-def _to_native(canonical: np.ndarray, features: tuple[int, ...] | None) -> np.ndarray:
-    """The inverse of ``_to_canonical``."""
+def _tensor_to_native(canonical: np.ndarray, features: tuple[int, ...] | None) -> np.ndarray:
+    """The inverse of ``_tensor_from_native``."""
     if canonical.ndim == 1:
         return canonical
     if features is not None:
         out = canonical.shape[0]
-        return _to_native(canonical.reshape(out, *features), None).reshape(-1, out)
+        return _tensor_to_native(canonical.reshape(out, *features), None).reshape(-1, out)
     return np.ascontiguousarray(np.moveaxis(canonical, (0, 1), (-1, -2)))
 
 
@@ -208,22 +223,16 @@ def _compiled(model: NiN) -> _Compiled:
 
 def _slots(model: NiN) -> dict[str, tuple[keras.Variable, tuple[int, ...] | None]]:
     """Canonical weight name → (Keras variable, the head's input shape (C, H, W) or None)."""
-    spec = model.spec
     slots = {}
-    features = (spec.in_channels, *spec.input_size)
-    shapes = nin.output_shapes(spec)
-    for name, layer in spec.named_layers():
+    for name, layer in model.spec.named_layers():
         stage = model.get_layer(name)
         if isinstance(layer, nin.NiNBlock):
             for c in range(len(layer.convs)):
                 conv = stage.get_layer(f"conv{c}")
                 slots[f"{name}.conv{c}.weight"] = (conv.kernel, None)
                 slots[f"{name}.conv{c}.bias"] = (conv.bias, None)
-            features = shapes[f"{name}.conv{len(layer.convs) - 1}"]
         elif isinstance(layer, nin.Linear):
             dense = stage.get_layer("dense")
-            slots["head.weight"] = (dense.kernel, features)
+            slots["head.weight"] = (dense.kernel, nin.shapes.head_input_shape(model.spec))
             slots["head.bias"] = (dense.bias, None)
-        else:
-            features = shapes[name]
     return slots

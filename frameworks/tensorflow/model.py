@@ -39,6 +39,7 @@ _GLOBAL_AVERAGE = {2: keras.layers.GlobalAveragePooling2D, 3: keras.layers.Globa
 
 def nin_block(block_spec: nin.NiNBlock, name: str | None = None) -> keras.Sequential:
     """An mlpconv block: the spatial convolution, then the 1×1 ones, each followed by ReLU.
+    Keras infers the input width when the block is first built, so it takes no ``in_channels``.
 
     Layers are named ``conv{c}`` (and ``pad{c}`` for the explicit zero padding before a padded
     convolution), so ``block.get_layer("conv0").kernel`` is the spatial kernel."""

@@ -32,9 +32,9 @@ import tensorflow as tf
 from keras import ops
 
 import nin
-from nin.train import Recipe, derive_seed
+from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import _compiled, _native_input, _to_canonical, _to_native
+from .adapter import _compiled, _from_native, _native_input, _to_native, _variables
 from .adapter import export_state as export_weights
 from .adapter import load_state as load_weights
 from .model import NiN
@@ -48,9 +48,7 @@ class TorchSGD(keras.optimizers.Optimizer):
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, name: str = "torch_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum}")
-        self.momentum = momentum
+        self.momentum = check_momentum(momentum)
 
     def build(self, variables):
         if self.built:
@@ -75,9 +73,8 @@ class Trainer:
 
     def __init__(self, model: NiN, recipe: Recipe):
         self.model, self.recipe, self.spec = model, recipe, model.spec
-        compiled = _compiled(model)
-        self._placement, self._slots = compiled.placement, compiled.slots
-        self._variables = [variable for variable, _ in self._slots.values()]
+        self._placement = _compiled(model).placement
+        self._variables = _variables(model)
         with tf.device(self._placement):
             self.optimizer = TorchSGD(learning_rate=recipe.lr, momentum=recipe.momentum)
             self.optimizer.build(self._variables)
@@ -105,18 +102,15 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``, canonical layout)."""
-        momentum = {
-            name: _to_canonical(buffer.numpy(), features)
-            for (name, (_, features)), buffer in zip(self._slots.items(), self.optimizer.momentums, strict=True)
-        }
+        momentum = _from_native(self.model, [buffer.numpy() for buffer in self.optimizer.momentums])
         return {"weights": export_weights(self.model), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = nin.validate_weights(self.spec, state["momentum"])
         load_weights(self.model, state["weights"])
-        for (name, (_, features)), buffer in zip(self._slots.items(), self.optimizer.momentums, strict=True):
-            buffer.assign(_to_native(momentum[name], features))
+        for buffer, value in zip(self.optimizer.momentums, _to_native(self.model, momentum), strict=True):
+            buffer.assign(value)
 
     def _run(self, what: str, x: np.ndarray, y: np.ndarray, *args):
         x = _native_input(self.spec, x)

@@ -1,31 +1,19 @@
-"""The PyTorch backend: ``NiN`` and ``nin_block`` (native ``nn.Module``s) and the adapter
-functions of the backend contract (frameworks/README.md)."""
+"""The PyTorch backend: ``NiN`` and ``nin_block`` (native ``nn.Module``s), the adapter
+functions and ``Trainer`` of the backend contract (``nin.frameworks.CONTRACT``,
+frameworks/README.md)."""
 
 from __future__ import annotations
 
-from .adapter import (
-    build,
-    export_state,
-    forward,
-    framework_version,
-    gpu_available,
-    intermediates,
-    load_state,
-    loss_and_grads,
-    param_count,
-)
-from .model import NiN, nin_block
+from typing import Any
 
-__all__ = [
-    "NiN",
-    "build",
-    "export_state",
-    "forward",
-    "framework_version",
-    "gpu_available",
-    "intermediates",
-    "load_state",
-    "loss_and_grads",
-    "nin_block",
-    "param_count",
-]
+from nin.frameworks import CONTRACT, contract_attribute
+
+__all__ = list(CONTRACT)
+
+
+def __getattr__(name: str) -> Any:
+    return contract_attribute(__name__, name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -32,6 +32,7 @@ _MEMORY_FORMAT = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
 def _device(device: str) -> torch.device:
+    """The torch device of contract device "cpu" or "gpu" (TF32 off on a GPU)."""
     if device == "cpu":
         return torch.device("cpu")
     if device == "gpu":
@@ -66,14 +67,24 @@ def build(
 def load_state(model: NiN, weights: nin.weights.Weights) -> None:
     """Copy canonical weights into ``model`` (validated first: every missing, unexpected and
     mis-shaped tensor is named)."""
-    weights = nin.validate_weights(model.spec, weights)
-    model.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+    model.load_state_dict(_to_native(model, nin.validate_weights(model.spec, weights)))
 
 
 def export_state(model: NiN) -> nin.weights.Weights:
     """The canonical weights of ``model``: ``{name: float32 ndarray}`` in canonical order."""
-    state = model.state_dict()
-    return {name: _numpy(state[name]) for name in nin.weight_shapes(model.spec)}
+    return _from_native(model, model.state_dict())
+
+
+def _to_native(model: NiN, weights: nin.weights.Weights) -> dict[str, torch.Tensor]:
+    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) as
+    float32 tensors on the model's device, by canonical name; PyTorch's layout is canonical."""
+    device = next(model.parameters()).device
+    return {name: torch.from_numpy(np.asarray(weights[name])).to(device) for name in nin.weight_shapes(model.spec)}
+
+
+def _from_native(model: NiN, native: dict[str, torch.Tensor]) -> nin.weights.Weights:
+    """The inverse of ``_to_native``: ``{name: float32 ndarray}`` in canonical order."""
+    return {name: _numpy(native[name]) for name in nin.weight_shapes(model.spec)}
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -149,7 +160,7 @@ def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
     with torch.enable_grad():
         loss = F.cross_entropy(_run(model, x, train=False).float(), target)
         grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
-    return loss.item(), {name: _numpy(grads[name]) for name in nin.weight_shapes(model.spec)}
+    return loss.item(), _from_native(model, grads)
 
 
 def framework_version() -> str:

@@ -31,11 +31,12 @@ _AVG_POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 _GLOBAL_AVG_POOL = {2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 
 
-def nin_block(in_channels: int, block_spec: nin.NiNBlock, ndim: int = 2) -> nn.Sequential:
-    """An mlpconv block: the spatial convolution, then the 1×1 ones, each followed by ReLU."""
+def nin_block(in_channels: int, block_spec: nin.NiNBlock) -> nn.Sequential:
+    """An mlpconv block on ``in_channels`` input channels: the spatial convolution, then the
+    1×1 ones, each followed by ReLU (2-D or 3-D, as the block's convolutions are)."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for c, cv in enumerate(block_spec.convs):
-        layers[f"conv{c}"] = _CONV[ndim](in_channels, cv.out_channels, cv.kernel, cv.stride, cv.padding)
+        layers[f"conv{c}"] = _CONV[cv.ndim](in_channels, cv.out_channels, cv.kernel, cv.stride, cv.padding)
         layers[f"relu{c}"] = nn.ReLU(inplace=True)  # no second activation-sized tensor per layer
         in_channels = cv.out_channels
     return nn.Sequential(layers)
@@ -65,7 +66,7 @@ class NiN(nn.Module):
         channels = spec.in_channels
         for name, layer in spec.named_layers():
             if isinstance(layer, nin.NiNBlock):
-                module = nin_block(channels, layer, spec.ndim)
+                module = nin_block(channels, layer)
                 channels = layer.out_channels
             elif isinstance(layer, nin.MaxPool | nin.AvgPool):
                 module = _pool(layer, spec.ndim)
@@ -75,9 +76,8 @@ class NiN(nn.Module):
                 module = nn.Sequential(_GLOBAL_AVG_POOL[spec.ndim](1), nn.Flatten())
             else:
                 # the head is the last layer; it reads its input flattened in (C, H, W) order
-                shapes = [(spec.in_channels, *spec.input_size), *nin.output_shapes(spec).values()]
                 self.add_module("flatten", nn.Flatten())
-                module = nn.Linear(math.prod(shapes[-2]), layer.out_features)
+                module = nn.Linear(math.prod(nin.shapes.head_input_shape(spec)), layer.out_features)
             self.add_module(name, module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import nin
 from nin.train import Recipe, derive_seed
 
-from .adapter import _autocast, _numpy, _tensor, export_state, load_state
+from .adapter import _autocast, _from_native, _tensor, _to_native, export_state, load_state
 from .model import NiN
 
 
@@ -65,16 +65,14 @@ class Trainer:
         return loss.item(), int((logits.argmax(dim=1) == labels).sum())
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
-        params = dict(self.model.named_parameters())
-        momentum = {}
-        for name in nin.weight_shapes(self.spec):
-            buffer = self.optimizer.state.get(params[name], {}).get("momentum_buffer")
-            momentum[name] = _numpy(buffer) if buffer is not None else np.zeros(params[name].shape, np.float32)
-        return {"weights": export_state(self.model), "momentum": momentum}
+        buffers = {}
+        for name, param in self.model.named_parameters():
+            buffer = self.optimizer.state.get(param, {}).get("momentum_buffer")
+            buffers[name] = buffer if buffer is not None else torch.zeros_like(param)
+        return {"weights": export_state(self.model), "momentum": _from_native(self.model, buffers)}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         load_state(self.model, state["weights"])
-        momentum = nin.validate_weights(self.spec, state["momentum"])
+        momentum = _to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
         for name, param in self.model.named_parameters():
-            buffer = torch.empty_like(param).copy_(torch.from_numpy(momentum[name]))
-            self.optimizer.state[param]["momentum_buffer"] = buffer
+            self.optimizer.state[param]["momentum_buffer"] = torch.empty_like(param).copy_(momentum[name])
