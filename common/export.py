@@ -80,7 +80,7 @@ def export(spec: NiNSpec, weights: Weights, fmt: str, out: str | Path, backend: 
     adapter.load_state(model, weights)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        module.export(model, tmp, fmt)
+        module.export_model(model, tmp, fmt)
         _place(tmp, out)
     finally:
         if tmp.is_dir():

@@ -45,7 +45,7 @@ CONTRACT: dict[str, str] = {
     "gpu_available": "adapter",
     "Trainer": "train",
     "FORMATS": "export",
-    "export": "export",
+    "export_model": "export",
     "run_exported": "export",
     "export_onnx": "export",
 }

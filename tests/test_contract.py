@@ -4,6 +4,7 @@ contract names."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,11 @@ def test_exports_exactly_the_contract(name):
     )
     for public, file in CONTRACT.items():
         value = getattr(backend, public)
-        assert value.__module__ == f"{backend.__name__}.{file}", (
-            f"{backend.__name__}.{public} comes from {value.__module__}, but should come from {file}.py"
+        home = importlib.import_module(f"{backend.__name__}.{file}")
+        # the file's own object, and (a function or class) defined there, not imported into it
+        origin = getattr(value, "__module__", home.__name__)
+        assert getattr(home, public, None) is value and origin == home.__name__, (
+            f"{backend.__name__}.{public} comes from {origin}, but should come from {file}.py"
         )
 
 

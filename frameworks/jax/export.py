@@ -24,7 +24,7 @@ from .adapter import FlaxNiN, _logits
 FORMATS = export_formats("jax")
 
 
-def export(model: FlaxNiN, path: str | Path, format: str = "stablehlo") -> Path:
+def export_model(model: FlaxNiN, path: str | Path, format: str = "stablehlo") -> Path:
     """Write ``model``'s evaluation-mode forward pass to ``path`` as serialized StableHLO
     (``format`` one of ``FORMATS``), for the CPU.  ``nin.export`` calls this on a temporary
     path and renames it into place."""

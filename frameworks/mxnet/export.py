@@ -29,7 +29,7 @@ FORMATS = export_formats("mxnet")
 PREFIX = "model"
 
 
-def export(model: NiN, path: str | Path, format: str = "gluon") -> Path:
+def export_model(model: NiN, path: str | Path, format: str = "gluon") -> Path:
     """Write ``model`` into the directory ``path`` (created) as ``model-symbol.json`` and
     ``model-0000.params`` (``format`` one of ``FORMATS``).  ``nin.export`` calls this on a
     temporary path and renames it into place."""

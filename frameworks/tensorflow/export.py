@@ -32,7 +32,7 @@ def _serving_function(model: NiN) -> tf.types.experimental.GenericFunction:
     return serve
 
 
-def export(model: NiN, path: str | Path, format: str = "savedmodel") -> Path:
+def export_model(model: NiN, path: str | Path, format: str = "savedmodel") -> Path:
     """Write ``model`` as a SavedModel directory at ``path`` (``format`` one of ``FORMATS``).
     ``nin.export`` calls this on a temporary path and renames it into place."""
     if format not in FORMATS:

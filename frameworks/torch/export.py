@@ -29,7 +29,7 @@ def _cpu_copy(model: NiN) -> tuple[NiN, torch.Tensor]:
     return copy.deepcopy(model).float().cpu().eval(), torch.zeros(2, spec.in_channels, *spec.input_size)
 
 
-def export(model: NiN, path: str | Path, format: str = "torchscript") -> Path:
+def export_model(model: NiN, path: str | Path, format: str = "torchscript") -> Path:
     """Write ``model`` to ``path`` in ``format`` (one of ``FORMATS``): a TorchScript archive
     traced in evaluation mode, float32, on the CPU.  ``nin.export`` calls this on a temporary
     path and renames it into place."""
