@@ -6,10 +6,14 @@ Each backend is started once with ``nin train --workers 2`` for one epoch of ``n
 the last one a batch of 3 that two workers split as 2 + 1 padded row.  Its checkpoint is then
 compared with
 
-* the single-process trainer (``nin.train.get_trainer``) and ``nin.train.NumpyTrainer``
-  (``sgd_reference``, float64): weights and momentum within 1e-5 of the tensor's max|·|.
-  Two workers differ from one process only in the order the gradient is summed (a few float32
-  roundings per step); six steps of ``nin_tiny`` measure 1e-7 relative;
+* the single-process trainer of the same backend (``nin.train.get_trainer``): every weight
+  and momentum tensor within 1e-5 of its own max|·|, since two workers differ from one
+  process only in the order the gradient is summed (a few float32 roundings per step);
+* ``nin.train.NumpyTrainer`` (``sgd_reference``, float64): within 1e-5 of the largest
+  weight (momentum: the largest buffer), the issue's bound.  Per tensor it would fail MXNet on
+  its biases, which start at 0 and are ~1e-4 after six warmup steps: MXNet's float32
+  gradients (ε ≈ 6e-6, tests/test_train_backends.py) leave 1e-9 … 1e-8 on them, in one
+  process exactly as in two;
 * a resume with one process, which must continue bit for bit as a trainer loaded with that
   state does;
 * (torch in CI, the others marked ``slow``) a resume with two workers to 12 epochs, and a fault
@@ -103,11 +107,14 @@ def run_workers(backend: str, data_dir: Path, out: Path, epochs: int, *extra: st
     return done
 
 
-def assert_states_close(got: dict, want: dict, what: str) -> None:
+def assert_states_close(got: dict, want: dict, what: str, per_tensor: bool = True) -> None:
+    """Every tensor within ``RTOL`` of its own max|·| (``per_tensor``) or of the largest
+    value of its part (the issue's "1e-5 of max|w|")."""
     problems = []
     for part in ("weights", "momentum"):
+        largest = max(float(np.abs(v).max()) for v in want[part].values())
         for name, expected in want[part].items():
-            scale = float(np.abs(expected).max()) or 1.0
+            scale = (float(np.abs(expected).max()) if per_tensor else largest) or 1.0
             error = float(np.abs(got[part][name] - expected).max())
             if error > RTOL * scale:
                 problems.append(f"{part} {name}: max|Δ| = {error:.3g}, but should be ≤ {RTOL} × {scale:.3g}")
@@ -222,12 +229,12 @@ def test_two_workers_equal_one_process(backend, two_workers, dataset, tmp_path):
     ckpt = load_checkpoint(two_workers(backend) / "checkpoint.npz")
     assert ckpt.epoch == 1 and ckpt.meta["backend"] == backend
     spec = spec_of(dataset)
-    for name, trainer in (
-        (f"one {backend} process", get_trainer(backend, spec, recipe())),
-        ("nin.train.sgd_reference", NumpyTrainer(spec, recipe())),
+    for name, trainer, per_tensor in (
+        (f"one {backend} process", get_trainer(backend, spec, recipe()), True),
+        ("nin.train.sgd_reference", NumpyTrainer(spec, recipe()), False),
     ):
         history = fit(trainer, dataset, recipe(), tmp_path / name.replace(" ", "_"), progress=False)
-        assert_states_close(ckpt.state, trainer.export_state(), name)
+        assert_states_close(ckpt.state, trainer.export_state(), name, per_tensor)
         for key in ("train_loss", "test_loss"):
             got, want = ckpt.meta["history"][0][key], history[0][key]
             assert abs(got - want) <= RTOL * want, f"{key}: got {got} with 2 workers, but {want} with {name}"
