@@ -36,7 +36,10 @@ def initialize(cluster: Cluster) -> None:
     """Join the job at the coordinator (rank 0 serves it), within the timeout."""
     if cluster.device == "cpu":
         jax.config.update("jax_platforms", "cpu")
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        try:
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        except (AttributeError, KeyError, ValueError):  # a JAX whose CPU collectives need no choosing
+            pass
     try:
         jax.distributed.initialize(
             cluster.coordinator,
