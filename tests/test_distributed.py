@@ -16,10 +16,11 @@ compared with
   process exactly as in two;
 * a resume with one process, which must continue bit for bit as a trainer loaded with that
   state does;
-* (torch in CI, the others marked ``slow``) a resume with two workers to 12 epochs, and a fault
-  run: a fresh 12-epoch run whose rank 1 is SIGKILLed after the first checkpoint, which must
-  end within 60 s naming rank 1, leave a loadable checkpoint, and, resumed, end bit for bit
-  where an uninterrupted run ends.
+* (``slow``) a resume with two workers to 12 epochs, which must end bit for bit where an
+  uninterrupted 12-epoch run of two workers ends;
+* (torch in CI, the others ``slow``) a fault run: a fresh 12-epoch run whose rank 1 is
+  SIGKILLed after the first checkpoint must end within 60 s naming rank 1, leave a loadable
+  checkpoint, and, resumed with two workers, end bit for bit where the uninterrupted run ends.
 
 Set ``NIN_BACKENDS`` to select backends, as elsewhere.  Cost on the 2-core CI machine:
 docs/distributed.md, "Tests".
