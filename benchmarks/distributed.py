@@ -2,7 +2,7 @@
 digits, the default recipe: batch 8, 500 steps) in one process with 2 threads against two
 worker processes (``nin train --workers 2``) with 1 thread each, for every backend, in one run.
 
-    .venv/bin/python benchmarks/distributed.py [--backends ...] [--batch-size 8] [--out runs/distributed]
+    .venv/bin/python benchmarks/distributed.py [--backends ...] [--batch-size 8] [--data mnist5k] [--out runs/distributed]
 
 Threads are set with ``OMP_NUM_THREADS`` (PyTorch's and oneDNN's pools, and MXNet's);
 TensorFlow's and XLA's own pools are sized to the cores whatever it says, so on a 2-core
@@ -29,11 +29,11 @@ from nin.tables import markdown_table
 LAYOUTS = ((1, 2), (2, 1))  # (workers, threads per worker)
 
 
-def run(backend: str, workers: int, threads: int, batch_size: int, out: Path) -> dict:
+def run(backend: str, workers: int, threads: int, batch_size: int, data: str, out: Path) -> dict:
     folder = out / f"{backend}_{workers}x{threads}"
     shutil.rmtree(folder, ignore_errors=True)
     command = [
-        sys.executable, "-m", "nin.cli", "train", "--backend", backend, "--model", "nin_mnist", "--data", "mnist5k",
+        sys.executable, "-m", "nin.cli", "train", "--backend", backend, "--model", "nin_mnist", "--data", data,
         "--epochs", "1", "--batch-size", str(batch_size), "--no-progress", "--out", str(folder),
         "--workers", str(workers),
     ]  # fmt: skip
@@ -56,6 +56,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", nargs="+", default=available_backends())
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--data", default="mnist5k", help="mnist5k, or synthetic (512 images: a shorter epoch)")
     parser.add_argument("--out", default="runs/distributed")
     args = parser.parse_args()
     out = Path(args.out)
@@ -65,7 +66,7 @@ def main() -> int:
     for backend in args.backends:
         results[backend] = {}
         for workers, threads in LAYOUTS:
-            result = run(backend, workers, threads, args.batch_size, out)
+            result = run(backend, workers, threads, args.batch_size, args.data, out)
             results[backend][f"{workers}x{threads}"] = result
             print(f"{backend} {workers} worker(s) × {threads} thread(s): {result}", file=sys.stderr, flush=True)
         one, two = results[backend]["1x2"], results[backend]["2x1"]
@@ -83,7 +84,7 @@ def main() -> int:
         )
     header = ("backend", "1 worker × 2 threads", "2 workers × 1 thread", "speed-up", "test acc (1 / 2)")
     table = markdown_table(header, rows)
-    summary = {"machine": machine_description(), "batch_size": args.batch_size, "results": results}
+    summary = {"machine": machine_description(), "data": args.data, "batch_size": args.batch_size, "results": results}
     (out / "distributed.json").write_text(json.dumps(summary, indent=2))
     (out / "distributed.md").write_text(table + "\n")
     print(table)
