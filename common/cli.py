@@ -5,6 +5,7 @@ nin compare [MODEL] [--backends ...] [--json F]
 nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
 nin models
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
+          [--workers N | --coordinator HOST:PORT --rank R --world-size N]
 nin export MODEL [--backend NAME] --weights FILE|pretrained --format onnx|torchscript|savedmodel|stablehlo|gluon --out PATH
 nin bench [--backends ...] [--models ...] [--batch-sizes ...] [--device cpu|gpu] [--precision float32|bf16] [--json F] ...
 """
@@ -147,16 +148,25 @@ def _train(args) -> int:
     progress = not args.no_progress
     if args.visualize_every and seeds is not None:
         raise NinError("--visualize-every watches one run; use it with --seed, not --seeds")
+    cluster = _cluster(args, recipe, seeds)
+    if cluster is not None:
+        from .distributed import train_worker
+
+        history = train_worker(args.backend, spec, dataset, recipe, args.out, cluster, args.resume, progress)
+        if cluster.rank == 0:
+            _report(args, spec, dataset, history, f"{cluster.world_size} workers")
+        return 0
+    if args.workers > 1:
+        from .distributed import launch
+
+        launch(_without_workers(args.argv), args.workers, recipe.batch_size, args.out)
+        return 0
     try:
         if seeds is None:
             trainer = get_trainer(args.backend, spec, recipe, args.device)
             on_epoch = _epoch_pictures(args, dataset) if args.visualize_every else None
             history = fit(trainer, dataset, recipe, args.out, resume=args.resume, progress=progress, on_epoch=on_epoch)
-            last = history[-1]
-            print(
-                f"{args.backend} {spec.name} on {dataset.name}: test accuracy {last['test_acc']:.4f} "
-                f"after {last['epoch']} epochs; metrics, curves and checkpoint in {args.out}"
-            )
+            _report(args, spec, dataset, history)
             return 0
         summary = run_seeds(args.backend, spec, dataset, recipe, seeds, args.out, args.resume, progress, args.device)
     except TrainingInterrupted as e:
@@ -200,6 +210,52 @@ def _export(args) -> int:
         f"({max_rel_error(got, want):.1e}·max|ref|)"
     )
     return 0
+
+
+def _report(args, spec, dataset, history, workers: str = "") -> None:
+    last = history[-1]
+    print(
+        f"{args.backend} {spec.name} on {dataset.name}{f' ({workers})' if workers else ''}: test accuracy "
+        f"{last['test_acc']:.4f} after {last['epoch']} epochs; metrics, curves and checkpoint in {args.out}"
+    )
+
+
+def _cluster(args, recipe, seeds):
+    """This process's place in a data-parallel job (flags, else torchrun's variables), or None;
+    every check a launcher can make before a process starts."""
+    from .distributed import check_port_free, check_split, cluster_from
+    from .frameworks import available_backends, get_backend
+
+    cluster = cluster_from(args.rank, args.world_size, args.coordinator, args.device)
+    if cluster is None and args.workers == 1:
+        return None
+    if args.workers < 1:
+        raise NinError(f"--workers must be ≥ 1; got {args.workers}")
+    if cluster is not None and args.workers > 1:
+        raise NinError("--workers N starts N local workers itself; leave out --rank, --world-size and --coordinator")
+    if args.backend == "numpy":
+        raise NinError("the numpy backend trains in one process; use --workers with torch, tensorflow, jax or mxnet")
+    if seeds is not None or args.visualize_every:
+        raise NinError("data-parallel training runs one seed and no --visualize-every; use --seed")
+    check_split(recipe.batch_size, cluster.world_size if cluster else args.workers)
+    if args.backend not in available_backends():
+        get_backend(args.backend)  # raises the registry's error naming the extra to install
+    if cluster is not None and cluster.rank == 0 and args.rank is not None:
+        check_port_free(cluster.host, cluster.port)
+    return cluster
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    """``argv`` less ``--workers N`` (or ``--workers=N``): what each launched worker gets."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out[1:] if out and out[0] == "train" else out
 
 
 def _epoch_pictures(args, dataset):
@@ -289,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in DIR")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="data-parallel: start N local worker processes on the framework's own engine (docs/distributed.md)",
+    )
+    p.add_argument("--coordinator", metavar="HOST:PORT", help="one worker of a multi-host job: rank 0's address")
+    p.add_argument("--rank", type=int, metavar="R", help="one worker of a multi-host job: its rank, 0 … N-1")
+    p.add_argument("--world-size", type=int, metavar="N", help="one worker of a multi-host job: the number of workers")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument(
         "--visualize-every",

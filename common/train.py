@@ -458,6 +458,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_epoch: Callable[[dict[str, Any], Trainer], None] | None = None,
+    write: bool = True,
 ) -> list[dict[str, Any]]:
     """Train for ``recipe.epochs`` epochs on ``dataset`` (a ``nin.datasets.Dataset``), the same
     batches for every backend; return the metrics history, one dict per epoch.
@@ -472,6 +473,9 @@ def fit(
     same model, data set and recipe (the number of epochs may grow; the backend may differ,
     since the state is canonical).  Ctrl-C saves the state after the last completed epoch and
     raises ``TrainingInterrupted``.
+
+    ``write=False`` writes nothing: the data-parallel workers other than rank 0
+    (``nin.distributed``).
 
     ``progress=True`` reports on stderr: a progress bar per epoch while stderr is a terminal,
     and one line per epoch either way, so a log file gets one line per epoch and no bar."""
@@ -493,7 +497,8 @@ def fit(
         )
     else:
         done, history = 0, []
-    _write_metrics(metrics_path, history)
+    if write:
+        _write_metrics(metrics_path, history)
     last_state = trainer.export_state()
     n_train = len(dataset.y_train)
     steps_per_epoch = math.ceil(n_train / recipe.batch_size)
@@ -532,16 +537,19 @@ def fit(
                 "examples_per_s": seen / seconds,
             }
             history.append(record)
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            write_curves(history, out / CURVES, title)
             last_state, done = trainer.export_state(), epoch + 1
-            save_checkpoint(ckpt_path, last_state, {**meta, "epoch": done, "history": history})
+            if write:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                write_curves(history, out / CURVES, title)
+                save_checkpoint(ckpt_path, last_state, {**meta, "epoch": done, "history": history})
             if progress:
                 tqdm.write(_epoch_line(record, recipe.epochs), file=sys.stderr)
             if on_epoch is not None:
                 on_epoch(record, trainer)
     except KeyboardInterrupt:
+        if not write:
+            raise
         save_checkpoint(ckpt_path, last_state, {**meta, "epoch": done, "history": history[:done]})
         raise TrainingInterrupted(done, ckpt_path) from None
     return history

@@ -57,10 +57,18 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         ("torch", "epoch 2: train loss "),
         ("torch", "with the initial, untrained weights: "),
     ],
+    "04_data_parallel.py": [
+        ("", "global batch 16 over 2 workers: worker 0 reads rows 0–7, worker 1 rows 8–15"),
+        ("", "a last batch of 3 over 2 workers: 2 + 1 rows, one padding row of weight 0"),
+        ("", "gradient of the batch vs the shards' weighted sum: max|Δ| = "),
+        ("torch", "torch nin_tiny on synthetic (2 workers): test accuracy "),
+        ("torch", "2 workers vs 1 process after one epoch (torch): max|Δw| = "),
+        *((b, f"=== {b}: nin/frameworks/{b}/distributed.py") for b in nin.list_backends()),
+    ],
 }
 
 # Command-line arguments per tutorial ({out}: a temporary folder for what it writes).
-ARGS = {"03_class_activation_maps.py": ["--out", "{out}"]}
+ARGS = {"03_class_activation_maps.py": ["--out", "{out}"], "04_data_parallel.py": ["--out", "{out}"]}
 
 # Rows of the tables that compare backends: the backend's name, then its framework's version.
 BACKEND_ROWS = ("01_nin_explained.py", "03_class_activation_maps.py")

@@ -164,7 +164,7 @@ def _device(device: str) -> jax.Device:
             "device='gpu' but JAX sees no GPU (jax.devices() lists only "
             f"{', '.join(d.platform for d in jax.devices())}); install jax[cuda12] or use device='cpu'"
         )
-    return jax.devices(device)[0]
+    return jax.local_devices(backend=device)[0]  # this process's, also in a multi-process job
 
 
 def build(

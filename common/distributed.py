@@ -1,0 +1,310 @@
+"""Data-parallel training, written once for the four backends: the cluster description, the
+launcher of local workers, the split of a global batch, and the worker's loop.
+
+Each backend's engine lives in ``frameworks/<name>/distributed.py`` (PyTorch DDP,
+``tf.distribute.MultiWorkerMirroredStrategy``, ``jax.distributed`` with a sharded ``jit``,
+MXNet's ``dist_sync`` kvstore), with the same public names in all four:
+
+* ``initialize(cluster)`` joins the job (before any other framework operation);
+* ``Trainer(spec, recipe, cluster)`` is the ``nin.train.Trainer`` contract over the job:
+  ``step(x, y, lr)`` takes the *global* batch, trains on this worker's shard
+  (``local_shard``), lets the framework average the gradients and returns the global mean loss
+  and correct count; ``evaluate`` returns global sums; states are replicated;
+* ``shutdown()`` leaves the job.
+
+    nin train --backend torch --model nin_tiny --data synthetic:3x16x16 --workers 2 --out runs/d
+
+Semantics (docs/distributed.md): worker ``r`` of ``N`` trains on rows ``r·B/N … (r+1)·B/N``
+of the same seeded global batches one process reads; a last, smaller batch is padded to a
+multiple of ``N`` with rows of weight 0, so the averaged gradient is the one-process gradient
+of the mean loss; dropout is seeded from ``(seed, epoch, rank)``; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .errors import NinError
+
+# How long a worker waits for the others to join, and for one collective: past it, it stops
+# with an error instead of hanging (a lost peer on another host).
+DEFAULT_TIMEOUT_S = 120.0
+# How long the launcher lets the other workers shut down before it kills them.
+STOP_GRACE_S = 10.0
+# How long the other workers may run on after one has finished (they finish together).
+FINISH_WINDOW_S = 60.0
+# torchrun's variables, honoured when no --rank/--world-size/--coordinator flag is given.
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class DistributedError(NinError, RuntimeError):
+    """A job that cannot start or that lost a worker."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where this worker stands in a job: its rank, the number of workers, the coordinator's
+    address (rank 0's host; the rendezvous of every engine), the addresses the workers listen
+    on where an engine needs them (``peers``, TensorFlow), the device and the timeout."""
+
+    rank: int
+    world_size: int
+    host: str
+    port: int
+    peers: tuple[str, ...] = ()
+    device: str = "cpu"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world_size:
+            raise DistributedError(
+                f"rank must be in [0, world size {self.world_size}); got rank {self.rank}. "
+                f"Give each of the N workers one of --rank 0 … N-1"
+            )
+        if not 0 < self.port < 65536:
+            raise DistributedError(f"the coordinator port must be in 1…65535; got {self.port}")
+
+    @property
+    def coordinator(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` → (host, port), with a clear error otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DistributedError(
+            f"--coordinator must be HOST:PORT with a port in 1…65535, e.g. 10.0.0.1:29500; got {text!r}"
+        )
+    return host, int(port)
+
+
+def cluster_from(
+    rank: int | None,
+    world_size: int | None,
+    coordinator: str | None,
+    device: str = "cpu",
+    env: dict[str, str] | None = None,
+) -> Cluster | None:
+    """The cluster from the command line, else from torchrun's variables (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``); None when neither describes one.
+    ``NIN_PEERS`` (comma-separated ``host:port``, set by the local launcher) lists the
+    workers' own addresses."""
+    env = os.environ if env is None else env
+    given = {"--rank": rank, "--world-size": world_size, "--coordinator": coordinator}
+    if all(v is None for v in given.values()):
+        if not all(env.get(k) for k in TORCHRUN_ENV):
+            return None
+        try:
+            rank, world_size = int(env["RANK"]), int(env["WORLD_SIZE"])
+        except ValueError:
+            raise DistributedError(
+                f"RANK and WORLD_SIZE must be integers; got {env['RANK']!r}, {env['WORLD_SIZE']!r}"
+            ) from None
+        coordinator = f"{env['MASTER_ADDR']}:{env['MASTER_PORT']}"
+    missing = [flag for flag, value in given.items() if value is None]
+    if any(v is not None for v in given.values()) and missing:
+        raise DistributedError(
+            f"a worker of a multi-process job needs --rank, --world-size and --coordinator; missing {', '.join(missing)}"
+        )
+    if world_size < 1:
+        raise DistributedError(f"--world-size must be ≥ 1; got {world_size}")
+    host, port = parse_address(coordinator)
+    peers = tuple(p for p in env.get("NIN_PEERS", "").split(",") if p)
+    return Cluster(rank, world_size, host, port, peers, device)
+
+
+def check_split(batch_size: int, world_size: int) -> int:
+    """The per-worker batch ``B / N``; a clear error when ``B`` is not a multiple of ``N``."""
+    if world_size < 1:
+        raise DistributedError(f"the number of workers must be ≥ 1; got {world_size}")
+    if batch_size % world_size:
+        lower, upper = batch_size - batch_size % world_size, batch_size + world_size - batch_size % world_size
+        raise DistributedError(
+            f"the global batch {batch_size} does not split evenly over {world_size} workers; "
+            f"use --batch-size {lower or upper} or {upper}, or another number of workers"
+        )
+    return batch_size // world_size
+
+
+def local_shard(x: np.ndarray, y: np.ndarray, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Worker ``rank``'s rows of a global batch and their weights (1 for a real example).
+
+    A batch of ``n`` rows, ``n`` a multiple of ``world_size``, gives every worker ``n / N``
+    consecutive rows.  A smaller last batch is first padded with copies of its last row of
+    weight 0.  A backend's loss on its shard is ``Σ weight·loss_i / n``: summed over workers it
+    is the global batch's mean loss, so averaging (or summing) gradients gives its gradient."""
+    n = len(y)
+    per = -(-n // world_size)
+    weights = np.zeros(per * world_size, np.float32)
+    weights[:n] = 1.0
+    if per * world_size != n:
+        pad = per * world_size - n
+        x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+        y = np.concatenate([y, np.repeat(y[-1:], pad, axis=0)])
+    rows = slice(rank * per, (rank + 1) * per)
+    return x[rows], y[rows], weights[rows]
+
+
+def engine(backend: str) -> ModuleType:
+    """``nin.frameworks.<backend>.distributed``, with the registry's clear error when its
+    framework is missing."""
+    from .frameworks import get_backend
+
+    get_backend(backend)
+    return importlib.import_module(f"nin.frameworks.{backend}.distributed")
+
+
+def train_worker(
+    backend: str,
+    spec,
+    dataset,
+    recipe,
+    out_dir: str | Path,
+    cluster: Cluster,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """One worker's part of a job: join it, build the backend's distributed ``Trainer`` and run
+    ``nin.train.fit`` on it; only rank 0 writes metrics, curves and checkpoints (and shows
+    progress).  Every worker reads the checkpoint on ``resume``, so on several hosts ``out_dir``
+    must be shared, or hold a copy of it."""
+    check_split(recipe.batch_size, cluster.world_size)
+    eng = engine(backend)
+    eng.initialize(cluster)
+    try:
+        return _fit_worker(eng, spec, dataset, recipe, out_dir, cluster, resume, progress)
+    finally:
+        eng.shutdown()
+
+
+def _fit_worker(eng: ModuleType, spec, dataset, recipe, out_dir, cluster: Cluster, resume: bool, progress: bool):
+    """``fit`` on the engine's ``Trainer``, which is gone when this returns: an engine may
+    leave the job only once nothing holds it (MXNet's kvstore)."""
+    from .train import fit
+
+    trainer = eng.Trainer(spec, recipe, cluster)
+    lead = cluster.rank == 0
+    return fit(trainer, dataset, recipe, out_dir, resume=resume, progress=progress and lead, write=lead)
+
+
+# -- the local launcher ---------------------------------------------------------------------
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that were free on ``host`` a moment ago (the OS picks them)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A clear error when something already listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:  # e.g. a name this host cannot bind: the engine will say
+                return
+            raise DistributedError(
+                f"the coordinator port {host}:{port} is in use ({e.strerror}); choose another --coordinator port, "
+                f"or leave it out with --workers N and a free one is picked"
+            ) from None
+
+
+def _describe_exit(rank: int, pid: int, code: int) -> str:
+    if code < 0:
+        return f"worker rank {rank} (pid {pid}) was killed by {signal.Signals(-code).name}"
+    return f"worker rank {rank} (pid {pid}) exited with status {code} (its messages are above)"
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every worker's process group (a worker's helpers too), then SIGKILL what is left
+    after ``STOP_GRACE_S``."""
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+        for p in procs:
+            if p.poll() is None or sig == signal.SIGKILL:
+                try:
+                    os.killpg(p.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.1)
+
+
+def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str | Path, host: str = "127.0.0.1") -> int:
+    """Run ``nin train`` ``worker_args`` as ``workers`` local processes with ``--rank``,
+    ``--world-size`` and a free ``--coordinator`` port; return 0 when all of them succeed.
+
+    The split is checked before any process starts.  When a worker fails or dies the others
+    are stopped (SIGTERM, then SIGKILL after ``STOP_GRACE_S``) and the error names its rank
+    and how it ended; the last checkpoint, written atomically by rank 0, stays as it was."""
+    check_split(batch_size, workers)
+    ports = free_ports(workers + 1, host)
+    peers = ",".join(f"{host}:{p}" for p in ports[1:])
+    procs: list[subprocess.Popen] = []
+    finished: float | None = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for rank in range(workers):
+            command = [
+                sys.executable, "-m", "nin.cli", "train", *worker_args,
+                "--rank", str(rank), "--world-size", str(workers), "--coordinator", f"{host}:{ports[0]}",
+            ]  # fmt: skip
+            env = dict(os.environ, NIN_PEERS=peers)
+            procs.append(subprocess.Popen(command, env=env, start_new_session=True))
+        while True:
+            codes = [p.poll() for p in procs]
+            failed = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0)]
+            if failed:
+                rank, code = failed[0]
+                _stop(procs)
+                raise DistributedError(
+                    f"{_describe_exit(rank, procs[rank].pid, code)}; stopped the other workers. "
+                    f"The last checkpoint in {out_dir} is intact: continue with the same command and --resume"
+                )
+            if all(code == 0 for code in codes):
+                return 0
+            if finished is None and 0 in codes:
+                finished = time.monotonic()
+            if finished is not None and time.monotonic() - finished > FINISH_WINDOW_S:
+                late = [rank for rank, code in enumerate(codes) if code is None]
+                _stop(procs)
+                raise DistributedError(
+                    f"worker rank {late[0]} was still running {FINISH_WINDOW_S:.0f} s after another one finished; "
+                    f"stopped it. The checkpoint in {out_dir} is complete"
+                )
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if any(p.poll() is None for p in procs):
+            _stop(procs)
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGTERM to the launcher stops its workers, as Ctrl-C does."""
+    raise KeyboardInterrupt

@@ -1,0 +1,106 @@
+"""Data-parallel training with PyTorch's own engine: ``torch.distributed`` (gloo on the CPU,
+NCCL on CUDA) and ``DistributedDataParallel``, which averages the gradients during
+``backward``.  The optimizer, the momentum export and the evaluation are the single-process
+``Trainer``'s (``train.py``); only the step differs:
+
+    model = DistributedDataParallel(model)                      # + init_process_group
+    loss = (cross_entropy(model(x_r), y_r, reduction="none") * w_r).sum() * N / n
+
+Works under ``torchrun`` too (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``;
+``nin.distributed.cluster_from``).  On CUDA each worker takes GPU ``rank mod
+torch.cuda.device_count()``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+import nin
+from nin.distributed import Cluster, DistributedError, local_shard
+from nin.train import Recipe, derive_seed, spec_for
+
+from . import train
+from .adapter import _autocast, _tensor, build
+
+
+def initialize(cluster: Cluster) -> None:
+    """Join the process group at the coordinator (a TCP rendezvous), within the timeout."""
+    if cluster.device == "gpu" and torch.cuda.is_available():
+        torch.cuda.set_device(cluster.rank % torch.cuda.device_count())
+    # under torchrun the agent already serves the rendezvous store at MASTER_ADDR:MASTER_PORT
+    init_method = "env://" if "TORCHELASTIC_RUN_ID" in os.environ else f"tcp://{cluster.coordinator}"
+    try:
+        dist.init_process_group(
+            "nccl" if cluster.device == "gpu" else "gloo",
+            init_method=init_method,
+            rank=cluster.rank,
+            world_size=cluster.world_size,
+            timeout=timedelta(seconds=cluster.timeout_s),
+        )
+    except (RuntimeError, ValueError) as e:  # DistNetworkError is a RuntimeError
+        raise DistributedError(
+            f"rank {cluster.rank} could not join the job at {cluster.coordinator} within {cluster.timeout_s:.0f} s "
+            f"({str(e).splitlines()[0]}); check that every worker was started with the same coordinator"
+        ) from None
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class Trainer(train.Trainer):
+    """The ``nin.train.Trainer`` contract over a job: ``step`` and ``evaluate`` take global
+    batches; every worker holds the same weights and momentum."""
+
+    def __init__(self, spec: nin.NiNSpec, recipe: Recipe, cluster: Cluster):
+        super().__init__(build(spec_for(recipe, spec), recipe.seed, device=cluster.device, init=recipe.init), recipe)
+        self.cluster = cluster
+        self.ddp = DistributedDataParallel(self.model)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Dropout masks differ between workers: seeded from ``(seed, epoch, rank)``."""
+        torch.manual_seed(derive_seed(self.recipe.seed, epoch, self.cluster.rank))
+
+    def _sum(self, *values: float) -> list[float]:
+        total = torch.tensor(values, dtype=torch.float64, device=self._device)
+        dist.all_reduce(total)
+        return total.tolist()
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
+        """One step on this worker's shard of the global batch; the gradient is DDP's average."""
+        n, world = len(y), self.cluster.world_size
+        x, y, weight = local_shard(x, y, self.cluster.rank, world)
+        inputs = _tensor(self.model, x)
+        labels = self._labels(y, len(inputs))
+        weight = torch.from_numpy(weight).to(self._device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.ddp.train()
+        with _autocast(self.model):
+            logits = self.ddp(inputs)
+            losses = F.cross_entropy(logits.float(), labels, reduction="none") * weight
+        # DDP divides the summed gradients by N: scale by N so they add up to the mean's
+        loss = losses.sum() * (world / n)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.ddp.eval()
+        correct = ((logits.argmax(dim=1) == labels).float() * weight).sum()
+        loss_sum, correct = self._sum(losses.sum().item(), correct.item())
+        return loss_sum / n, round(correct)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """This worker's shard in evaluation mode; (summed loss, correct) over all workers."""
+        x, y, weight = local_shard(x, y, self.cluster.rank, self.cluster.world_size)
+        real = int(weight.sum())
+        loss_sum, correct = super().evaluate(x[:real], y[:real]) if real else (0.0, 0)
+        loss_sum, correct = self._sum(loss_sum, correct)
+        return loss_sum, round(correct)
