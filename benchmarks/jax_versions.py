@@ -75,20 +75,32 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         row = []
         for python, flags in cases:
-            record = {"python": python, "xla_flags": flags, **time_step(python, args.model, args.batch_size, args.repeats, flags)}
+            record = {
+                "python": python,
+                "xla_flags": flags,
+                **time_step(python, args.model, args.batch_size, args.repeats, flags),
+            }
             row.append(record)
-            print(f"round {r + 1}: jax {record['jax']:<7} {flags or '(no XLA_FLAGS)':<40} "
-                  f"step {record['step_s']:.3f} s  (first {record['first_s']:.1f} s)", file=sys.stderr, flush=True)
+            print(
+                f"round {r + 1}: jax {record['jax']:<7} {flags or '(no XLA_FLAGS)':<40} "
+                f"step {record['step_s']:.3f} s  (first {record['first_s']:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         rounds.append(row)
 
-    print(f"{args.model} b{args.batch_size}: JAX training step, median over {args.rounds} interleaved rounds "
-          f"(each the median of {args.repeats} steps); ratio = case / first case of the same round")
-    for i, (python, flags) in enumerate(cases):
+    print(
+        f"{args.model} b{args.batch_size}: JAX training step, median over {args.rounds} interleaved rounds "
+        f"(each the median of {args.repeats} steps); ratio = case / first case of the same round"
+    )
+    for i, (_python, flags) in enumerate(cases):
         steps = [row[i]["step_s"] for row in rounds]
         ratios = [row[i]["step_s"] / row[0]["step_s"] for row in rounds]
-        print(f"  jax {rounds[0][i]['jax']:<7} {flags or '(no XLA_FLAGS)':<40} step {statistics.median(steps):.3f} s "
-              f"[{min(steps):.3f}–{max(steps):.3f}]  ratio {statistics.median(ratios):.2f} "
-              f"[{min(ratios):.2f}–{max(ratios):.2f}]")
+        print(
+            f"  jax {rounds[0][i]['jax']:<7} {flags or '(no XLA_FLAGS)':<40} step {statistics.median(steps):.3f} s "
+            f"[{min(steps):.3f}–{max(steps):.3f}]  ratio {statistics.median(ratios):.2f} "
+            f"[{min(ratios):.2f}–{max(ratios):.2f}]"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": args.model, "batch_size": args.batch_size, "rounds": rounds}, f, indent=2)

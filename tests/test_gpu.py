@@ -43,7 +43,9 @@ def test_gpu_every_intermediate_matches_reference(name, model):
     assert list(acts) == list(ref_acts), f"{name}/{model}/gpu: layers {list(acts)}, want {list(ref_acts)}"
     for layer, want in ref_acts.items():
         err = max_rel_error(acts[layer], want)
-        assert err <= FORWARD_RTOL, f"{name}/{model}/gpu {layer}: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+        assert err <= FORWARD_RTOL, (
+            f"{name}/{model}/gpu {layer}: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
+        )
     err = max_rel_error(adapter.forward(net, x), ref_logits)
     assert err <= FORWARD_RTOL, f"{name}/{model}/gpu logits: max|Δ| = {err:.2e}·max|ref|"
 
@@ -75,7 +77,9 @@ def test_gpu_k_sgd_steps_match_reference(name):
         k: (0.1 * rng.standard_normal(w.shape)).astype(np.float32) if k.endswith(".bias") else w
         for k, w in start["weights"].items()
     }
-    start["momentum"] = {k: (0.05 * rng.standard_normal(w.shape)).astype(np.float32) for k, w in start["weights"].items()}
+    start["momentum"] = {
+        k: (0.05 * rng.standard_normal(w.shape)).astype(np.float32) for k, w in start["weights"].items()
+    }
     oracle.load_state(start)
     trainer = get_trainer(name, spec, recipe, device="gpu")
     trainer.load_state(start)

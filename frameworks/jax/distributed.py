@@ -28,7 +28,7 @@ from nin.distributed import Cluster, DistributedError, local_shard
 from nin.train import Recipe, spec_for
 
 from . import train
-from .adapter import _logits, _to_canonical, build
+from .adapter import _from_native, _logits, build
 from .model import NiN
 
 
@@ -119,8 +119,8 @@ class Trainer(train.Trainer):
         return float(loss_sum), round(float(correct))
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
-        momentum = _to_canonical(self.spec, _local(optax.tree_utils.tree_get(self._opt_state, "trace")))
-        return {"weights": _to_canonical(self.spec, _local(self.model.params)), "momentum": momentum}
+        momentum = _from_native(self.model, _local(optax.tree_utils.tree_get(self._opt_state, "trace")))
+        return {"weights": _from_native(self.model, _local(self.model.params)), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         super().load_state(state)
