@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch, reference_forward, selected_backends
+from conftest import backend_or_skip, batch, reference_forward, require, selected_backends
 
 import nin
 from nin import reference
-from nin.conformance import FORWARD_RTOL, GRAD_RTOL, MIN_RELU_MARGIN, gradient_case
+from nin.conformance import FORWARD_RTOL, GRAD_RTOL, MIN_RELU_MARGIN, gradient_case, random_weights
 from nin.conformance import max_rel_error as _rel
 
 MODELS = nin.list_models()
@@ -24,14 +24,16 @@ IDS = [f"{b}-{m}" for b, m in CASES]
 
 @pytest.fixture(scope="module")
 def built():
-    """One live model per (backend, model), built with the canonical seed-0 weights."""
+    """One live model per (backend, model), holding ``random_weights(spec, 0)``."""
     cache = {}
 
     def get(backend_name: str, model: str):
         if (backend_name, model) not in cache:
             adapter = backend_or_skip(backend_name)
             spec = nin.get_spec(model)
-            cache[backend_name, model] = (adapter, spec, adapter.build(spec, seed=0))
+            net = adapter.build(spec, seed=0)
+            adapter.load_state(net, reference_forward(spec)[1])
+            cache[backend_name, model] = (adapter, spec, net)
         return cache[backend_name, model]
 
     return get
@@ -81,9 +83,11 @@ def test_forward_matches_reference(built, backend_name, model):
 def test_gradients_match_reference(backend_name, model):
     """At the model's smallest valid input, away from ReLU kinks (nin.conformance)."""
     adapter = backend_or_skip(backend_name)
+    require(adapter, "loss_and_grads")
     spec, weights, x, labels = gradient_case(model)
     want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
     net = adapter.build(spec, seed=1)
+    adapter.load_state(net, weights)
     loss, grads = adapter.loss_and_grads(net, x, labels)
     assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), (
         f"{backend_name}/{model}: loss {loss} but reference {want_loss}"
@@ -165,7 +169,7 @@ def test_batch_size_independent(backend):
 def test_export_load_roundtrip_is_exact(backend, model):
     spec = nin.get_spec(model)
     net = backend.build(spec, seed=0)
-    weights = nin.init_weights(spec, seed=5, method="gaussian")
+    weights = random_weights(spec, seed=5)
     backend.load_state(net, weights)
     exported = backend.export_state(net)
     assert list(exported) == list(weights)
@@ -230,6 +234,7 @@ def test_gpu_forward_matches_reference(backend_name, model):
     spec = nin.get_spec(model)
     x, weights, ref_logits, ref_acts = reference_forward(spec)
     net = adapter.build(spec, seed=0, device="gpu")
+    adapter.load_state(net, weights)
     acts = adapter.intermediates(net, x)
     for name, want in ref_acts.items():
         err = _rel(acts[name], want)
