@@ -50,6 +50,17 @@ def require(adapter, capability: str) -> None:
         pytest.skip(f"backend {adapter.__name__.rsplit('.', 1)[-1]} has no {capability}")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``fuzz`` (the long property-based profile) run only when ``-m`` names the
+    marker (``pytest -m fuzz``); the default run deselects them."""
+    if "fuzz" in (config.option.markexpr or ""):
+        return
+    fuzz = [item for item in items if item.get_closest_marker("fuzz")]
+    if fuzz:
+        config.hook.pytest_deselected(items=fuzz)
+        items[:] = [item for item in items if not item.get_closest_marker("fuzz")]
+
+
 @pytest.fixture(params=selected_backends())
 def backend(request):
     return backend_or_skip(request.param)
