@@ -338,7 +338,9 @@ def _edge_features(spec: nin.NiNSpec) -> set[str]:
     for name, layer in spec.named_layers():
         if isinstance(layer, nin.MaxPool | nin.AvgPool):
             kind = "max" if isinstance(layer, nin.MaxPool) else "avg"
-            for n, k, s, p, out in zip(previous, layer.kernel, layer.stride, layer.padding, sizes[name][1:], strict=True):
+            for n, k, s, p, out in zip(
+                previous, layer.kernel, layer.stride, layer.padding, sizes[name][1:], strict=True
+            ):
                 last_end = (out - 1) * s - p + k
                 if p > 0:
                     found.add(f"{kind}_padded")

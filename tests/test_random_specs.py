@@ -98,7 +98,9 @@ def random_specs(draw) -> nin.NiNSpec:
 
 def _unit_strides(layer):
     if isinstance(layer, nin.NiNBlock):
-        return nin.NiNBlock(tuple(nin.Conv(c.out_channels, c.kernel, (1,) * len(c.kernel), c.padding) for c in layer.convs))
+        return nin.NiNBlock(
+            tuple(nin.Conv(c.out_channels, c.kernel, (1,) * len(c.kernel), c.padding) for c in layer.convs)
+        )
     if isinstance(layer, nin.MaxPool | nin.AvgPool):
         return type(layer)(layer.kernel, (1,) * len(layer.kernel), layer.padding, layer.ceil_mode)
     return layer
@@ -162,7 +164,22 @@ def with_regressions(test):
 
 
 # Each entry: a spec that once failed, and why (fixed at the cause).
-REGRESSIONS: list[nin.NiNSpec] = []
+REGRESSIONS: list[nin.NiNSpec] = [
+    # torch: avg_pool3d rejected a 1×1×1 input under a 2×2×2 kernel with padding 1 ("input image
+    # smaller than kernel size"); fixed by nin.frameworks.torch.model.PaddedAvgPool3d
+    nin.NiNSpec(
+        "random",
+        1,
+        (1, 1, 1),
+        2,
+        (
+            nin.nin_block(1, 1, mlp=(1,), ndim=3),
+            nin.nin_block(1, 1, mlp=(1,), ndim=3),
+            nin.avg_pool(2, 1, 1, ndim=3),
+            nin.Linear(2),
+        ),
+    ),
+]
 
 _COMMON = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
