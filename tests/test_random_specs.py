@@ -28,7 +28,6 @@ import os
 
 import numpy as np
 import pytest
-from conftest import require
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
