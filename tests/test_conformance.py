@@ -209,6 +209,8 @@ BAD_INPUTS = {
     "nhwc": lambda x: x.transpose(0, 2, 3, 1),
     "too_small": lambda x: x[:, :, :2, :2],
     "nan": lambda x: np.where(np.arange(x.shape[-1]) == 3, np.nan, x).astype(np.float32),
+    "inf": lambda x: np.where(np.arange(x.shape[-1]) == 5, -np.inf, x).astype(np.float32),
+    "empty": lambda x: x[:0],
     "not_array": lambda x: x.tolist(),
 }
 

@@ -142,7 +142,11 @@ def _check_gradients(adapter, net, spec: nin.NiNSpec, weights) -> float | None:
         note(f"gradients not compared: best ReLU margin {margin:.1e} < {MIN_RELU_MARGIN:.0e}")
         return None
     x = sample_batch(spec, 2, seed)
-    labels = np.arange(2) % spec.num_classes
+    # One label for the whole batch: with a label per example, a network whose output is the
+    # same for both (every ReLU of a layer dead, which random specs reach) has a head.bias
+    # gradient p − ½ that is a float32 cancellation of ±½ terms: 9.3e-4 relative error seen,
+    # from rounding alone.  Label handling itself is tested on the zoo (different labels).
+    labels = np.full(2, spec.num_classes - 1)
     want_loss, want_grads = reference.loss_and_grads(spec, weights, x, labels)
     loss, grads = adapter.loss_and_grads(net, x, labels)
     assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), f"{spec!r}: loss {loss}, oracle {want_loss}"
