@@ -1,34 +1,65 @@
 # One-command setup and the two jobs the README opens with.
-#   make demo   set up (idempotent), then `nin compare`: the four frameworks side by side
-#   make test   set up (idempotent), then the whole test suite
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+#   make demo           set up the legacy environment (idempotent), then `nin compare`: the frameworks side by side
+#   make test           set up both environments (idempotent), then the whole suite in each; fails if either fails
+#
+# Two locked environments (DESIGN.md, "Environments"):
+#   .venv/          legacy:  all four frameworks; MXNet 1.9.1 needs NumPy < 2   (locks/legacy.txt)
+#   .venv-current/  current: NumPy 2, today's TensorFlow, JAX, Flax, no MXNet   (locks/current.txt)
+PYTHON  ?= python3
+LEGACY  := .venv
+CURRENT := .venv-current
+PIP      = bin/pip install -q --disable-pip-version-check
+PYTEST   = bin/python -m pytest -q -p no:cacheprovider
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup demo test conformance lint bench clean
+# The backends each environment must provide: in `make test` an unavailable one fails its tests instead of skipping.
+LEGACY_BACKENDS  := torch,tensorflow,jax,mxnet
+CURRENT_BACKENDS := torch,tensorflow,jax
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -c constraints.txt d2l tf-keras
+.PHONY: setup setup-current demo test test-legacy test-current conformance lint bench clean
+
+$(LEGACY)/.installed: pyproject.toml locks/legacy.txt
+	test -x $(LEGACY)/bin/python || $(PYTHON) -m venv $(LEGACY)
+	$(LEGACY)/$(PIP) -c locks/legacy.txt -e '.[all,dev]'
+	$(LEGACY)/$(PIP) --no-deps -c locks/legacy.txt d2l tf-keras
 	touch $@
 
-setup: $(STAMP)
+$(CURRENT)/.installed: pyproject.toml locks/current.txt
+	test -x $(CURRENT)/bin/python || $(PYTHON) -m venv $(CURRENT)
+	$(CURRENT)/$(PIP) -c locks/current.txt -e '.[current,dev]'
+	$(CURRENT)/$(PIP) --no-deps -c locks/current.txt d2l tf-keras
+	touch $@
+
+setup: $(LEGACY)/.installed
+
+setup-current: $(CURRENT)/.installed
 
 demo: setup
-	$(BIN)/nin compare nin_d2l
+	$(LEGACY)/bin/nin compare nin_d2l
 
-test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+# Both environments, one after the other, even when the first fails; pytest's exit 5 (no test ran) is a failure.
+test: setup setup-current
+	@rc=0; \
+	$(MAKE) --no-print-directory test-legacy || rc=1; \
+	$(MAKE) --no-print-directory test-current || rc=1; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED in at least one environment (see above)" >&2; fi; \
+	exit $$rc
+
+test-legacy: setup
+	@echo "== legacy environment ($(LEGACY)): $$($(LEGACY)/bin/python -c 'import numpy; print("numpy", numpy.__version__)')"
+	NIN_REQUIRE_BACKENDS=$(LEGACY_BACKENDS) $(LEGACY)/$(PYTEST); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no test ran" >&2; exit 1; fi; exit $$rc
+
+test-current: setup-current
+	@echo "== current environment ($(CURRENT)): $$($(CURRENT)/bin/python -c 'import numpy; print("numpy", numpy.__version__)')"
+	NIN_REQUIRE_BACKENDS=$(CURRENT_BACKENDS) $(CURRENT)/$(PYTEST); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no test ran" >&2; exit 1; fi; exit $$rc
 
 conformance: setup
-	$(BIN)/nin conformance
+	$(LEGACY)/bin/nin conformance
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(LEGACY)/bin/ruff check . && $(LEGACY)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(LEGACY) $(CURRENT) *.egg-info .pytest_cache

@@ -16,6 +16,8 @@ import importlib
 import importlib.util
 from types import ModuleType
 
+import numpy
+
 from nin.errors import BackendUnavailable, UnknownNameError
 
 # backend name -> the top-level modules it needs
@@ -42,14 +44,37 @@ def list_backends() -> list[str]:
     return list(_REQUIRES)
 
 
+# backend name -> the largest NumPy major version its framework runs on
+_NUMPY_BELOW: dict[str, int] = {"mxnet": 2}
+
+
 def missing_modules(name: str) -> list[str]:
     """The framework modules a backend needs that are not installed (found without importing)."""
     return [m for m in _REQUIRES[name] if importlib.util.find_spec(m) is None]
 
 
+def unavailable_reason(name: str) -> str | None:
+    """Why backend ``name`` cannot run in this environment (a missing framework, a NumPy too new for
+    it), with what to do; ``None`` when it can.  Found without importing the framework."""
+    below = _NUMPY_BELOW.get(name)
+    if below is not None and int(numpy.__version__.split(".")[0]) >= below:
+        return (
+            f"backend {name!r} needs NumPy < {below} (its framework's last release predates NumPy {below}) and this "
+            f"environment has NumPy {numpy.__version__}; use the legacy environment (make setup → .venv/), "
+            f"or pip install 'nin-suite[{name}]' into a NumPy {below - 1} environment"
+        )
+    missing = missing_modules(name)
+    if missing:
+        return (
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
+            f"install it with: pip install 'nin-suite[{name}]'"
+        )
+    return None
+
+
 def available_backends() -> list[str]:
-    """The backends whose frameworks are installed (checked without importing them)."""
-    return [name for name in _REQUIRES if not missing_modules(name)]
+    """The backends that can run in this environment (checked without importing their frameworks)."""
+    return [name for name in _REQUIRES if unavailable_reason(name) is None]
 
 
 def backend_precisions(name: str) -> tuple[str, ...]:
@@ -74,12 +99,9 @@ def get_backend(name: str) -> ModuleType:
     """The adapter module of a backend, e.g. ``get_backend("torch").build(spec)``."""
     if name not in _REQUIRES:
         raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_REQUIRES)}")
-    missing = missing_modules(name)
-    if missing:
-        raise BackendUnavailable(
-            f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
-            f"install it with: pip install 'nin-suite[{name}]'"
-        )
+    reason = unavailable_reason(name)
+    if reason:
+        raise BackendUnavailable(reason)
     try:
         return importlib.import_module(f"nin.frameworks.{name}")
     except ImportError as e:

@@ -29,16 +29,15 @@ def required_backends() -> list[str]:
 
 
 def backend_or_skip(name: str):
-    """The adapter, or a skip naming what is missing — a failure instead where the backend is
-    listed in ``NIN_REQUIRE_BACKENDS``.  An installed backend that fails to import is a
+    """The adapter, or a skip naming why it cannot run — a failure instead where the backend
+    is listed in ``NIN_REQUIRE_BACKENDS``.  An installed backend that fails to import is a
     failure, not a skip."""
-    from nin.frameworks import missing_modules
+    from nin.frameworks import unavailable_reason
 
-    missing = missing_modules(name)
-    if missing:
-        reason = f"backend {name} unavailable: {', '.join(missing)} not installed"
+    reason = unavailable_reason(name)
+    if reason:
         if name in required_backends():
-            pytest.fail(f"{reason}, but NIN_REQUIRE_BACKENDS={os.environ['NIN_REQUIRE_BACKENDS']} requires it")
+            pytest.fail(f"{reason}; NIN_REQUIRE_BACKENDS={os.environ['NIN_REQUIRE_BACKENDS']} requires it")
         pytest.skip(reason)
     return nin.get_backend(name)
 

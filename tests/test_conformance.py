@@ -374,3 +374,16 @@ def test_gradients_at_pooling_edges_match_reference(backend, case):
     for name, g in want.items():
         err = _rel(grads[name], g)
         assert err <= GRAD_RTOL, f"{case} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
+
+
+def test_a_required_backend_fails_instead_of_skipping(monkeypatch):
+    """NIN_REQUIRE_BACKENDS turns "unavailable" into a failure that says why (conftest.py)."""
+    import nin.frameworks
+
+    monkeypatch.setattr(nin.frameworks, "unavailable_reason", lambda name: f"backend {name!r} needs jax")
+    monkeypatch.setenv("NIN_REQUIRE_BACKENDS", "torch,jax")
+    with pytest.raises(pytest.fail.Exception, match="backend 'jax' needs jax; NIN_REQUIRE_BACKENDS=torch,jax requires"):
+        backend_or_skip("jax")
+    monkeypatch.setenv("NIN_REQUIRE_BACKENDS", "torch")
+    with pytest.raises(pytest.skip.Exception, match="backend 'jax' needs jax"):
+        backend_or_skip("jax")
