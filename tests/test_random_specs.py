@@ -36,11 +36,12 @@ from nin import reference
 from nin.conformance import FORWARD_RTOL, GRAD_RTOL, MIN_RELU_MARGIN, random_weights, sample_batch
 from nin.conformance import max_rel_error as _rel
 
-FAST_EXAMPLES = 6
+FAST_EXAMPLES = 4
 FUZZ_EXAMPLES = int(os.environ.get("NIN_FUZZ_EXAMPLES", "500"))
 # the largest input a drawn spec may need, in elements per example: keeps a 3-D case cheap
 MAX_INPUT_ELEMENTS = 4096
-INPUT_SEEDS = 4  # input seeds tried for a gradient case, the best ReLU margin kept
+INPUT_SEEDS = 4  # input seeds tried for a gradient case, the best conditioned kept
+MIN_SOFTMAX_SLACK = 1e-3  # 1 − p(label) per example: float32's ~6e-8 is then ≤ 6e-5 of it
 
 
 @st.composite
@@ -135,18 +136,16 @@ def check_against_oracle(adapter, spec: nin.NiNSpec) -> None:
 
 
 def _check_gradients(adapter, net, spec: nin.NiNSpec, weights) -> float | None:
-    """The worst gradient error, or None where every input tried sits near a ReLU kink."""
-    # the input seed farthest from a kink, where float32 may gate either way (nin.conformance)
-    margin, seed = max((reference.relu_margin(spec, weights, sample_batch(spec, 2, s)), s) for s in range(INPUT_SEEDS))
-    if margin < MIN_RELU_MARGIN:
-        note(f"gradients not compared: best ReLU margin {margin:.1e} < {MIN_RELU_MARGIN:.0e}")
-        return None
-    x = sample_batch(spec, 2, seed)
+    """The worst gradient error, or None where every input tried is ill-conditioned."""
     # One label for the whole batch: with a label per example, a network whose output is the
     # same for both (every ReLU of a layer dead, which random specs reach) has a head.bias
     # gradient p − ½ that is a float32 cancellation of ±½ terms: 9.3e-4 relative error seen,
     # from rounding alone.  Label handling itself is tested on the zoo (different labels).
     labels = np.full(2, spec.num_classes - 1)
+    seed = _well_conditioned_seed(spec, weights, labels)
+    if seed is None:
+        return None
+    x = sample_batch(spec, 2, seed)
     want_loss, want_grads = reference.loss_and_grads(spec, weights, x, labels)
     loss, grads = adapter.loss_and_grads(net, x, labels)
     assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), f"{spec!r}: loss {loss}, oracle {want_loss}"
@@ -157,6 +156,32 @@ def _check_gradients(adapter, net, spec: nin.NiNSpec, weights) -> float | None:
         assert err <= GRAD_RTOL, f"{spec!r} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
         worst = max(worst, err)
     return worst
+
+
+def _well_conditioned_seed(spec: nin.NiNSpec, weights, labels) -> int | None:
+    """Of input seeds 0–3, the one farthest from a ReLU kink among those whose softmax is not
+    saturated; None (noted) when there is none.
+
+    Two places where a correct float32 backend may differ from the float64 oracle by more than
+    the tolerance: a ReLU pre-activation within rounding of 0 (``MIN_RELU_MARGIN``,
+    nin.conformance), and an example whose softmax gives its label p ≈ 1: its logit gradient
+    p − 1 then has an absolute float32 error of ~6e-8, which is a large relative error of a
+    tiny value — and the whole of a tensor's gradient where the other examples' ReLUs are dead
+    (seen: 1 − p = 1.5e-6, 2.4e-3 relative error, identical in torch, JAX and TensorFlow).
+    So every example must leave 1 − p(label) ≥ ``MIN_SOFTMAX_SLACK``."""
+    best: tuple[float, int] | None = None
+    for seed in range(INPUT_SEEDS):
+        x = sample_batch(spec, 2, seed)
+        logits, _ = reference.forward(spec, weights, x)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        slack = float((1.0 - p[np.arange(2), labels] / p.sum(axis=1)).min())
+        margin = reference.relu_margin(spec, weights, x)
+        if slack >= MIN_SOFTMAX_SLACK and margin >= MIN_RELU_MARGIN and (best is None or margin > best[0]):
+            best = (margin, seed)
+    if best is None:
+        note(f"gradients not compared: no input seed of {INPUT_SEEDS} is away from ReLU kinks and softmax saturation")
+        return None
+    return best[1]
 
 
 def with_regressions(test):
@@ -179,6 +204,24 @@ REGRESSIONS: list[nin.NiNSpec] = [
             nin.nin_block(1, 1, mlp=(1,), ndim=3),
             nin.nin_block(1, 1, mlp=(1,), ndim=3),
             nin.avg_pool(2, 1, 1, ndim=3),
+            nin.Linear(2),
+        ),
+    ),
+    # jax (and torch, TensorFlow alike): 2.4e-3 gradient error from a saturated softmax, the
+    # only live example having 1 − p = 1.5e-6; a conditioning limit of float32, not a bug —
+    # the gradient case is now chosen away from saturation (_well_conditioned_seed)
+    nin.NiNSpec(
+        "random",
+        3,
+        (2, 3, 2),
+        2,
+        (
+            nin.NiNBlock(
+                (
+                    nin.Conv(1, (2, 2, 2), (1, 1, 1), (0, 0, 0)),
+                    *[nin.Conv(c, (1, 1, 1), (1, 1, 1), (0, 0, 0)) for c in (3, 1)],
+                )
+            ),
             nin.Linear(2),
         ),
     ),
