@@ -107,7 +107,7 @@ def _unit_strides(layer):
 
 
 def check_against_oracle(adapter, spec: nin.NiNSpec) -> None:
-    """Intermediates, logits and (away from ReLU kinks) gradients of ``adapter`` on ``spec``
+    """Intermediates, logits and (where well conditioned) gradients of ``adapter`` on ``spec``
     equal the oracle's; the message names the spec, the layer and the error."""
     note(repr(spec))
     weights = random_weights(spec, seed=3)
