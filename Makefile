@@ -13,8 +13,8 @@ PYTEST   = bin/python -m pytest -q -p no:cacheprovider
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 # The backends each environment must provide: in `make test` an unavailable one fails its tests instead of skipping.
-LEGACY_BACKENDS  := torch,tensorflow,jax,mxnet
-CURRENT_BACKENDS := torch,tensorflow,jax
+LEGACY_BACKENDS  := torch,tensorflow,jax,mxnet,onnxruntime
+CURRENT_BACKENDS := torch,tensorflow,jax,onnxruntime
 
 .PHONY: setup setup-current demo test test-legacy test-current conformance lint bench clean
 

@@ -21,6 +21,32 @@ import sys
 from .errors import NinError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``nin CMD: error: ...`` and where to find the usage,
+    the same shape as every other error of the command (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} -h)\n")
+
+
+def _check_backends(names: list[str] | None, extra: tuple[str, ...] = ()) -> None:
+    """Reject unknown backend names before anything is imported or run."""
+    from .frameworks import list_backends
+
+    known = [*extra, *list_backends()]
+    for name in names or []:
+        if name not in known:
+            raise NinError(f"unknown backend {name!r}; known backends: {', '.join(known)}")
+
+
+def _check_models(names: list[str]) -> None:
+    """Reject unknown model names (``get_spec`` names the known ones)."""
+    from .zoo import get_spec
+
+    for name in names:
+        get_spec(name)
+
+
 def _check_input_size(spec, sizes: list[int]) -> None:
     if len(sizes) != spec.ndim:
         raise NinError(f"{spec.name} is {spec.ndim}-D: --input-size needs {spec.ndim} numbers; got {sizes}")
@@ -73,6 +99,8 @@ def _models(args) -> int:
 def _compare(args) -> int:
     from .compare import compare, compare_text
 
+    _check_models([args.model])
+    _check_backends(args.backends)
     result = compare(args.model, args.backends, batch_size=args.batch_size, repeats=args.repeats)
     print(compare_text(result))
     _save(result, args.json)
@@ -82,6 +110,8 @@ def _compare(args) -> int:
 def _conformance(args) -> int:
     from .conformance import conformance_markdown, conformance_text, run_matrix
 
+    _check_models(args.models or [])
+    _check_backends(args.backends)
     result = run_matrix(args.backends, args.models)
     print(conformance_text(result))
     _save(result, args.json, args.markdown, conformance_markdown)
@@ -90,13 +120,11 @@ def _conformance(args) -> int:
 
 def _bench(args) -> int:
     from .bench import bench, bench_markdown, bench_plot, bench_text
-    from .frameworks import available_backends, list_backends
+    from .frameworks import available_backends
     from .zoo import get_spec
 
+    _check_backends(args.backends)
     backends = args.backends or available_backends()
-    for name in backends:
-        if name not in list_backends():
-            raise NinError(f"unknown backend {name!r}; known backends: {', '.join(list_backends())}")
     for model in args.models:
         spec = get_spec(model)
         if args.input_size:
@@ -128,13 +156,10 @@ _RECIPE_FLAGS = {
 
 def _train(args) -> int:
     from .data import load_dataset
-    from .frameworks import list_backends
     from .train import Recipe, TrainingInterrupted, fit, get_trainer, parse_seeds, run_seeds
     from .zoo import get_spec
 
-    known = ["numpy", *list_backends()]
-    if args.backend not in known:
-        raise NinError(f"unknown backend {args.backend!r}; known backends: {', '.join(known)}")
+    _check_backends([args.backend], extra=("numpy",))
     fields = (*_RECIPE_FLAGS.values(), "dropout", "seed")
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     recipe = Recipe(**given)
@@ -282,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .frameworks import PRECISIONS, list_backends
     from .zoo import list_models
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nin", description="Network in Network in four frameworks, each checked against one NumPy oracle."
     )
     sub = parser.add_subparsers(dest="command", required=True)

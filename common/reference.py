@@ -2,7 +2,9 @@
 
 Every backend is tested against this module, so it is written for clarity and checked by
 hand-computed cases (tests/test_reference.py).  The pooling rules it implements are the ones
-written down in ``nin.spec``.
+written down in ``nin.spec``, and it computes every window position and average-pool divisor
+itself, by enumerating windows from that definition: it shares no geometry helper with the
+backends (which use ``nin.shapes``), so a bug there cannot hide in both.
 
     logits, acts = forward(spec, weights, x)                  # acts: {layer name: array}
     loss, grads = loss_and_grads(spec, weights, x, labels)    # mean softmax cross-entropy
@@ -16,7 +18,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .shapes import avg_pool_divisor, check_input, pool_padding, window_out
+from .shapes import check_input
 from .spec import AvgPool, Dropout, GlobalAvgPool, Linear, MaxPool, NiNBlock, NiNSpec
 from .weights import Weights, validate_weights, weight_shapes
 
@@ -49,7 +51,10 @@ def _pad(x: np.ndarray, low, high, value: float) -> np.ndarray:
 def conv_forward(x, w, b, stride, padding):
     """Cross-correlation with bias, as every framework's ``Conv`` computes it."""
     kernel = w.shape[2:]
-    out = tuple(window_out(n, k, s, p) for n, k, s, p in zip(x.shape[2:], kernel, stride, padding, strict=True))
+    out = tuple(
+        len(window_starts(n, k, s, p, ceil_mode=False))
+        for n, k, s, p in zip(x.shape[2:], kernel, stride, padding, strict=True)
+    )
     xp = _pad(x, padding, padding, 0.0)
     win = _windows(xp, kernel, stride, out)
     nd = len(kernel)
@@ -73,18 +78,50 @@ def conv_backward(dy, cache):
     return dxp[(slice(None), slice(None), *crop)], dw, db
 
 
+def window_starts(n: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> list[int]:
+    """Where each window starts along one dimension, in input coordinates (the input is
+    ``[0, n)``, padding ``[-padding, 0)`` and ``[n, n + padding)``), enumerated from the rule in
+    ``nin.spec``: windows start at ``-padding`` and step by ``stride``.  Floor mode keeps the
+    windows that end inside the padded input.  Ceil mode keeps adding windows until one reaches
+    the end of the padded input, but never one that starts in the right padding (at or past
+    ``n``)."""
+    if kernel > n + 2 * padding:
+        return []  # no window fits: the spec rejects such inputs (nin.shapes.check_input)
+    starts: list[int] = []
+    start = -padding
+    while True:
+        if ceil_mode:
+            covered = bool(starts) and starts[-1] + kernel >= n + padding
+            if covered or start >= n:
+                return starts
+        elif start + kernel > n + padding:
+            return starts
+        starts.append(start)
+        start += stride
+
+
+def window_divisor(start: int, kernel: int, n: int, padding: int) -> int:
+    """How many cells of the window ``[start, start + kernel)`` lie in the padded input
+    ``[-padding, n + padding)``: average pooling's divisor along one dimension."""
+    return sum(1 for cell in range(start, start + kernel) if -padding <= cell < n + padding)
+
+
 def _pool_geometry(x, pool):
-    out = tuple(
-        window_out(n, k, s, p, pool.ceil_mode)
-        for n, k, s, p in zip(x.shape[2:], pool.kernel, pool.stride, pool.padding, strict=True)
-    )
-    return out, tuple(high for _, high in pool_padding(x.shape[2:], pool))
+    """Output size, padding below and above, and the divisor of every output position."""
+    out, low, high, divisor = [], [], [], np.ones(())
+    for n, k, s, p in zip(x.shape[2:], pool.kernel, pool.stride, pool.padding, strict=True):
+        starts = window_starts(n, k, s, p, pool.ceil_mode)
+        out.append(len(starts))
+        low.append(p)
+        high.append(max(p, starts[-1] + k - n))
+        divisor = np.multiply.outer(divisor, [window_divisor(start, k, n, p) for start in starts])
+    return tuple(out), tuple(low), tuple(high), divisor
 
 
 def max_pool_forward(x, pool: MaxPool):
     """Max over each window; padding is −inf so it never wins.  Ties go to the first cell."""
-    out, high = _pool_geometry(x, pool)
-    xp = _pad(x, pool.padding, high, -np.inf)
+    out, low, high, _ = _pool_geometry(x, pool)
+    xp = _pad(x, low, high, -np.inf)
     win = _windows(xp, pool.kernel, pool.stride, out)
     flat = win.reshape(*win.shape[: 2 + len(out)], -1)
     arg = flat.argmax(axis=-1)
@@ -101,10 +138,9 @@ def max_pool_backward(dy, cache):
 
 
 def avg_pool_forward(x, pool: AvgPool):
-    out, high = _pool_geometry(x, pool)
-    xp = _pad(x, pool.padding, high, 0.0)
+    out, low, high, divisor = _pool_geometry(x, pool)
+    xp = _pad(x, low, high, 0.0)
     win = _windows(xp, pool.kernel, pool.stride, out)
-    divisor = avg_pool_divisor(x.shape[2:], pool)
     y = win.sum(axis=tuple(range(2 + len(out), win.ndim))) / divisor
     return y, (xp.shape, divisor, pool, x.shape)
 

@@ -38,7 +38,7 @@ from .errors import NinError, UnknownNameError
 from .files import atomic_write
 from .shapes import check_input
 from .spec import Dropout, NiNSpec
-from .weights import INITIALIZERS, Weights, init_weights, validate_weights
+from .weights import INITIALIZERS, UNREADABLE, Weights, init_weights, validate_weights
 from .zoo import get_spec
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -367,10 +367,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({e}); start again without --resume") from None
-    if meta.get("format") != _FORMAT:
-        raise CheckpointError(f"{path} is a {meta.get('format')!r} file, not a {_FORMAT} checkpoint")
+    except UNREADABLE as e:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); it may be truncated or corrupt: "
+            f"start again without --resume in another output folder"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{path} is a {found!r} file, not a {_FORMAT} checkpoint")
+    if not isinstance(meta.get("epoch"), int) or not isinstance(meta.get("history"), list):
+        raise CheckpointError(f"{path} is a damaged checkpoint: its metadata lacks the epoch or history")
+    damaged = [k for k, v in arrays.items() if v.dtype.kind != "f" or not np.isfinite(v).all()]
+    if damaged:
+        raise CheckpointError(f"{path} holds non-finite or non-float tensors: {', '.join(damaged)}")
     momentum = {k[len(_MOMENTUM) :]: v for k, v in arrays.items() if k.startswith(_MOMENTUM)}
     weights = {k: v for k, v in arrays.items() if not k.startswith(_MOMENTUM)}
     return Checkpoint(meta["epoch"], {"weights": weights, "momentum": momentum}, meta)

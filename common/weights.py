@@ -9,6 +9,9 @@ Saved as ``.npz`` or ``.safetensors``.
 from __future__ import annotations
 
 import math
+import tokenize
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,23 @@ from .shapes import head_input_shape
 from .spec import Linear, NiNBlock, NiNSpec
 
 Weights = dict[str, np.ndarray]
+
+
+def _unreadable() -> tuple[type[BaseException], ...]:
+    """What NumPy, zipfile, zlib and safetensors raise on a truncated or corrupt file (a
+    damaged ``.npy`` header fails in NumPy's parser with TokenError or SyntaxError)."""
+    errors: tuple[type[BaseException], ...] = (
+        OSError, ValueError, EOFError, KeyError, SyntaxError, NotImplementedError, tokenize.TokenError,
+        zipfile.BadZipFile, zlib.error,
+    )  # fmt: skip
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return errors
+    return (*errors, SafetensorError)
+
+
+UNREADABLE = _unreadable()
 
 INITIALIZERS = ("xavier", "gaussian", "kaiming", "centered")
 
@@ -82,8 +102,9 @@ def init_weights(spec: NiNSpec, seed: int = 0, method: str = "xavier", std: floa
 
 
 def validate_weights(spec: NiNSpec, weights: Weights) -> Weights:
-    """Check names, shapes and dtypes against the spec; return float32 copies in canonical
-    order.  The error lists every missing, unexpected and mis-shaped tensor at once."""
+    """Check names, shapes, dtypes and finiteness against the spec; return float32 copies in
+    canonical order.  The error lists every missing, unexpected, mis-shaped and non-finite
+    tensor at once."""
     expected = weight_shapes(spec)
     problems = []
     missing = [n for n in expected if n not in weights]
@@ -99,6 +120,10 @@ def validate_weights(spec: NiNSpec, weights: Weights) -> Weights:
                 problems.append(f"{name} has shape {tuple(got)} but {spec.name} needs {shape}")
             elif np.asarray(weights[name]).dtype.kind != "f":
                 problems.append(f"{name} has dtype {np.asarray(weights[name]).dtype}; expected float32")
+            elif not np.isfinite(weights[name]).all():
+                value = np.asarray(weights[name])
+                nan, inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+                problems.append(f"{name} has {nan} NaN and {inf} inf value(s)")
     if problems:
         raise WeightsError(f"weights do not fit {spec.name} ({len(expected)} tensors expected): " + "; ".join(problems))
     return {name: np.asarray(weights[name], dtype=np.float32) for name in expected}
@@ -134,10 +159,13 @@ def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
             weights = load_file(str(path))
         else:
             raise UnknownNameError(f"cannot read weights from {path.name!r}: expected .npz or .safetensors")
-    except (OSError, ValueError) as e:
-        if isinstance(e, UnknownNameError):
-            raise
-        raise WeightsError(f"{path} is not a readable weights file: {e}") from None
+    except UnknownNameError:
+        raise
+    except UNREADABLE as e:
+        raise WeightsError(
+            f"{path} is not a readable {path.suffix} weights file ({type(e).__name__}: {e}); "
+            f"it may be truncated or corrupt: write it again"
+        ) from None
     if "meta" in weights:  # a training checkpoint (nin.train.save_checkpoint)
         weights = {k: v for k, v in weights.items() if k != "meta" and not k.startswith("momentum.")}
     return validate_weights(spec, weights) if spec is not None else weights

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch, reference_forward, selected_backends, selected_runtimes
+from conftest import backend_or_skip, batch, reference_forward, require, selected_backends, selected_runtimes
 
 import nin
 from nin import reference
-from nin.conformance import FORWARD_RTOL, GRAD_RTOL, MIN_RELU_MARGIN, gradient_case
+from nin.conformance import FORWARD_RTOL, GRAD_RTOL, MIN_RELU_MARGIN, gradient_case, random_weights
 from nin.conformance import max_rel_error as _rel
 
 MODELS = nin.list_models()
@@ -27,14 +27,16 @@ RUNTIME_IDS = [f"{b}-{m}" for b, m in RUNTIME_CASES]
 
 @pytest.fixture(scope="module")
 def built():
-    """One live model per (backend, model), built with the canonical seed-0 weights."""
+    """One live model per (backend, model), holding ``random_weights(spec, 0)``."""
     cache = {}
 
     def get(backend_name: str, model: str):
         if (backend_name, model) not in cache:
             adapter = backend_or_skip(backend_name)
             spec = nin.get_spec(model)
-            cache[backend_name, model] = (adapter, spec, adapter.build(spec, seed=0))
+            net = adapter.build(spec, seed=0)
+            adapter.load_state(net, reference_forward(spec)[1])
+            cache[backend_name, model] = (adapter, spec, net)
         return cache[backend_name, model]
 
     return get
@@ -84,9 +86,11 @@ def test_forward_matches_reference(built, backend_name, model):
 def test_gradients_match_reference(backend_name, model):
     """At the model's smallest valid input, away from ReLU kinks (nin.conformance)."""
     adapter = backend_or_skip(backend_name)
+    require(adapter, "loss_and_grads")
     spec, weights, x, labels = gradient_case(model)
     want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
     net = adapter.build(spec, seed=1)
+    adapter.load_state(net, weights)
     loss, grads = adapter.loss_and_grads(net, x, labels)
     assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), (
         f"{backend_name}/{model}: loss {loss} but reference {want_loss}"
@@ -168,7 +172,7 @@ def test_batch_size_independent(backend):
 def test_export_load_roundtrip_is_exact(backend, model):
     spec = nin.get_spec(model)
     net = backend.build(spec, seed=0)
-    weights = nin.init_weights(spec, seed=5, method="gaussian")
+    weights = random_weights(spec, seed=5)
     backend.load_state(net, weights)
     exported = backend.export_state(net)
     assert list(exported) == list(weights)
@@ -208,6 +212,8 @@ BAD_INPUTS = {
     "nhwc": lambda x: x.transpose(0, 2, 3, 1),
     "too_small": lambda x: x[:, :, :2, :2],
     "nan": lambda x: np.where(np.arange(x.shape[-1]) == 3, np.nan, x).astype(np.float32),
+    "inf": lambda x: np.where(np.arange(x.shape[-1]) == 5, -np.inf, x).astype(np.float32),
+    "empty": lambda x: x[:0],
     "not_array": lambda x: x.tolist(),
 }
 
@@ -233,6 +239,7 @@ def test_gpu_forward_matches_reference(backend_name, model):
     spec = nin.get_spec(model)
     x, weights, ref_logits, ref_acts = reference_forward(spec)
     net = adapter.build(spec, seed=0, device="gpu")
+    adapter.load_state(net, weights)
     acts = adapter.intermediates(net, x)
     for name, want in ref_acts.items():
         err = _rel(acts[name], want)
@@ -244,3 +251,142 @@ def test_bad_labels_get_clear_error(backend):
     net = backend.build(spec)
     with pytest.raises(nin.InputError, match=r"\[0, 10\)"):
         backend.loss_and_grads(net, batch(spec, 2), np.array([0, 10]))
+
+
+# -- dropout against its definition ------------------------------------------------------------
+
+DROPOUT_RATE = 0.3
+
+
+def _dropout_probe(channels: int = 4, size: int = 24) -> tuple[nin.NiNSpec, dict[str, np.ndarray]]:
+    """A spec whose training-mode logits *are* its dropout layer's output: an identity 1×1
+    convolution (bias 1, so every value is positive), a 2×2 max-pool, dropout, and an identity
+    fully connected head.  Were the dropout applied before the pool, a kept value would not be
+    the pooled value scaled by 1/(1−p), and zeros would be far rarer than p."""
+    features = channels * (size // 2) ** 2
+    spec = nin.NiNSpec(
+        "dropout_probe",
+        channels,
+        (size, size),
+        features,
+        (nin.nin_block(channels, 1, mlp=()), nin.max_pool(2), nin.Dropout(DROPOUT_RATE), nin.Linear(features)),
+    )
+    weights = {
+        "block0.conv0.weight": np.eye(channels, dtype=np.float32).reshape(channels, channels, 1, 1),
+        "block0.conv0.bias": np.ones(channels, np.float32),
+        "head.weight": np.eye(features, dtype=np.float32),
+        "head.bias": np.zeros(features, np.float32),
+    }
+    return spec, weights
+
+
+def test_dropout_matches_its_definition(backend):
+    spec, weights = _dropout_probe()
+    net = backend.build(spec)
+    backend.load_state(net, weights)
+    x = np.random.default_rng(0).random((4, spec.in_channels, *spec.input_size), np.float32)
+    pooled = backend.forward(net, x)  # evaluation mode: dropout is the identity
+    _, acts = reference.forward(spec, weights, x)
+    assert _rel(pooled, acts["dropout0"].reshape(len(x), -1)) <= FORWARD_RTOL, "evaluation-mode output is not the pool"
+    n = pooled.size
+    bound = 5 * np.sqrt(n * DROPOUT_RATE * (1 - DROPOUT_RATE))  # 5 σ of the binomial count
+    draws = [backend.forward(net, x, train=True) for _ in range(2)]
+    for out in draws:
+        dropped = out == 0
+        assert abs(dropped.sum() - n * DROPOUT_RATE) <= bound, (
+            f"{dropped.sum()} of {n} values dropped; rate {DROPOUT_RATE} expects {n * DROPOUT_RATE:.0f} ± {bound:.0f}"
+        )
+        kept = ~dropped
+        scaled = pooled[kept] / (1 - DROPOUT_RATE)
+        err = float(np.max(np.abs(out[kept] - scaled) / scaled))
+        assert err <= 1e-6, f"kept values are not input/(1−p) = input/{1 - DROPOUT_RATE}: relative error {err:.1e}"
+        per_channel = dropped.reshape(len(x), spec.in_channels, -1).mean(axis=2)
+        assert ((per_channel > 0) & (per_channel < 1)).all(), "whole channels dropped: dropout must be per value"
+    assert (draws[0] != draws[1]).any(), "two training forwards drew the same mask"
+
+
+# -- gradients where the pooling rules bite --------------------------------------------------------
+
+
+def _edge_spec(ndim: int, size: tuple[int, ...]) -> nin.NiNSpec:
+    """Max-pool 3/2 padding 1 in ceil mode (padded windows and a last window hanging past the
+    padding), then avg-pool 3/2 padding 1 in ceil mode (divisors counting padding, and clipped
+    where the last window hangs past input + padding)."""
+    return nin.NiNSpec(
+        f"edges{ndim}d",
+        2,
+        size,
+        3,
+        (
+            nin.nin_block(4, 3, 1, 1, mlp=(4,), ndim=ndim),
+            nin.max_pool(3, 2, 1, ceil_mode=True, ndim=ndim),
+            nin.nin_block(4, 3, 1, 1, mlp=(4,), ndim=ndim),
+            nin.avg_pool(3, 2, 1, ceil_mode=True, ndim=ndim),
+            nin.nin_block(3, 1, mlp=(3,), ndim=ndim),
+            nin.GlobalAvgPool(),
+        ),
+    )
+
+
+# 2-D 10×11: along H, 10 → max-pool 5 windows, the last [7, 10) hanging past the padded end 9;
+# along W, 11 → max-pool 6 → avg-pool 4 windows, the last [5, 8) clipped at 7 (divisor 2 of 3).
+# 3-D 10×6×9: the same along D, and along H 6 → max-pool 4 (the last [5, 8) past 7) → avg-pool 3
+# (the last [3, 6) clipped at 5).  test_edge_cases_meet_every_pooling_rule checks they occur.
+EDGE_CASES = {"2d": _edge_spec(2, (10, 11)), "3d": _edge_spec(3, (10, 6, 9))}
+
+
+def _edge_features(spec: nin.NiNSpec) -> set[str]:
+    """Which pooling edge cases a spec's forward pass at its input size meets (hand rules)."""
+    found = set()
+    sizes = nin.output_shapes(spec)
+    previous = spec.input_size
+    for name, layer in spec.named_layers():
+        if isinstance(layer, nin.MaxPool | nin.AvgPool):
+            kind = "max" if isinstance(layer, nin.MaxPool) else "avg"
+            for n, k, s, p, out in zip(
+                previous, layer.kernel, layer.stride, layer.padding, sizes[name][1:], strict=True
+            ):
+                last_end = (out - 1) * s - p + k
+                if p > 0:
+                    found.add(f"{kind}_padded")
+                if last_end > n + p:
+                    found.add(f"{kind}_past_padding")  # a partial ceil-mode window; for avg a clipped divisor
+        if name in sizes and len(sizes[name]) > 1:
+            previous = sizes[name][1:]
+    return found
+
+
+@pytest.mark.parametrize("case", list(EDGE_CASES))
+def test_edge_cases_meet_every_pooling_rule(case):
+    assert _edge_features(EDGE_CASES[case]) == {"max_padded", "max_past_padding", "avg_padded", "avg_past_padding"}
+
+
+@pytest.mark.parametrize("case", list(EDGE_CASES))
+def test_gradients_at_pooling_edges_match_reference(backend, case):
+    require(backend, "loss_and_grads")
+    spec = EDGE_CASES[case]
+    weights = random_weights(spec, seed=2)
+    margin, seed = max((reference.relu_margin(spec, weights, batch(spec, 2, s)), s) for s in range(8))
+    assert margin >= MIN_RELU_MARGIN, f"{case}: every input seed sits {margin:.1e} from a ReLU kink"
+    x, labels = batch(spec, 2, seed), np.array([0, 2])
+    net = backend.build(spec)
+    backend.load_state(net, weights)
+    want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
+    loss, grads = backend.loss_and_grads(net, x, labels)
+    assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), f"{case}: loss {loss} but reference {want_loss}"
+    for name, g in want.items():
+        err = _rel(grads[name], g)
+        assert err <= GRAD_RTOL, f"{case} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
+
+
+def test_a_required_backend_fails_instead_of_skipping(monkeypatch):
+    """NIN_REQUIRE_BACKENDS turns "unavailable" into a failure that says why (conftest.py)."""
+    import nin.frameworks
+
+    monkeypatch.setattr(nin.frameworks, "unavailable_reason", lambda name: f"backend {name!r} needs jax")
+    monkeypatch.setenv("NIN_REQUIRE_BACKENDS", "torch,jax")
+    with pytest.raises(pytest.fail.Exception, match="backend 'jax' needs jax; NIN_REQUIRE_BACKENDS=torch,jax requires"):
+        backend_or_skip("jax")
+    monkeypatch.setenv("NIN_REQUIRE_BACKENDS", "torch")
+    with pytest.raises(pytest.skip.Exception, match="backend 'jax' needs jax"):
+        backend_or_skip("jax")

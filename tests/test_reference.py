@@ -130,7 +130,8 @@ def test_forward_names_every_layer_in_order():
     assert list(acts) == [row.name for row in nin.layer_table(spec)]
     for name, shape in nin.output_shapes(spec).items():
         assert acts[name].shape == (2, *shape)
-    np.testing.assert_array_equal(acts["gap"], logits)
+    last_conv = acts["block2.conv2"]  # the last block's output, which the gap averages
+    np.testing.assert_allclose(logits, last_conv.sum(axis=(2, 3)) / (last_conv.shape[2] * last_conv.shape[3]))
     np.testing.assert_array_equal(acts["dropout0"], acts["pool1"])  # evaluation mode
 
 
@@ -166,3 +167,33 @@ def test_avg_pool_gradient_is_the_adjoint():
     dy = rng.standard_normal(y.shape)
     dx = reference.avg_pool_backward(dy, cache)
     assert np.sum(y * dy) == pytest.approx(np.sum(x * dx), rel=1e-12)  # <Ax, dy> = <x, Aᵀdy>
+
+
+def test_oracle_windows_by_hand():
+    """The oracle's own window enumeration (it shares none with nin.shapes)."""
+    # n=5, k=3, s=2, p=1: padded [-1, 6); floor: [-1,2) [1,4) [3,6); ceil adds nothing (3 reaches 6)
+    assert reference.window_starts(5, 3, 2, 1, ceil_mode=False) == [-1, 1, 3]
+    assert reference.window_starts(5, 3, 2, 1, ceil_mode=True) == [-1, 1, 3]
+    # n=6: floor [-1,2) [1,4) [3,6); ceil adds [5,8), which starts inside the input and hangs past 7
+    assert reference.window_starts(6, 3, 2, 1, ceil_mode=True) == [-1, 1, 3, 5]
+    assert [reference.window_divisor(s, 3, 6, 1) for s in (-1, 1, 3, 5)] == [3, 3, 3, 2]
+    # n=4, k=2, s=3, p=1: padded [-1, 5); ceil would add a window at 5, in the right padding: dropped
+    assert reference.window_starts(4, 2, 3, 1, ceil_mode=True) == [-1, 2]
+    assert reference.window_starts(1, 3, 1, 0, ceil_mode=True) == []  # no window fits
+
+
+def test_oracle_geometry_agrees_with_nin_shapes():
+    """Two independent derivations of the pooling rules — the oracle's enumeration and the
+    closed forms in nin.shapes that the backends use — agree on every small case."""
+    import itertools
+
+    from nin.shapes import avg_pool_divisor, window_out
+
+    for n, k, s, ceil in itertools.product(range(1, 12), range(1, 6), range(1, 4), (False, True)):
+        for p in range(k // 2 + 1):
+            starts = reference.window_starts(n, k, s, p, ceil)
+            assert len(starts) == max(window_out(n, k, s, p, ceil), 0), (n, k, s, p, ceil)
+            if starts:
+                pool = nin.AvgPool((k,), (s,), (p,), ceil)
+                want = avg_pool_divisor((n,), pool)
+                assert [reference.window_divisor(t, k, n, p) for t in starts] == list(want), (n, k, s, p, ceil)

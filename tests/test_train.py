@@ -119,19 +119,26 @@ def test_sgd_reference_by_hand(momentum, weight_decay):
         assert new_w[name].dtype == new_b[name].dtype == np.float32
 
 
-def test_numpy_trainer_steps_are_sgd_reference(tiny):
+def test_numpy_trainer_steps_follow_the_sgd_rule(tiny):
+    """Two steps (the second with momentum in play) against the update written out here from
+    the oracle's gradients — not through ``sgd_reference``, which the trainer itself calls."""
     spec, data = tiny
     recipe = _recipe(dropout=False)
+    assert recipe.momentum > 0 and recipe.weight_decay > 0
     trainer = NumpyTrainer(spec, recipe)
-    start = trainer.export_state()
-    x, y = data.x_train[:8], data.y_train[:8]
-    loss, correct = trainer.step(x, y, 0.05)
-    want_w, want_b, want_loss = sgd_reference(trainer.spec, start["weights"], start["momentum"], x, y, 0.05, recipe)
-    state = trainer.export_state()
-    assert loss == want_loss and 0 <= correct <= 8
-    for name in want_w:
-        np.testing.assert_array_equal(state["weights"][name], want_w[name])
-        np.testing.assert_array_equal(state["momentum"][name], want_b[name])
+    w = {k: v.astype(np.float64) for k, v in trainer.export_state()["weights"].items()}
+    b = {k: np.zeros_like(v) for k, v in w.items()}
+    for step, lr in enumerate((0.05, 0.02)):
+        x, y = data.x_train[8 * step : 8 * step + 8], data.y_train[8 * step : 8 * step + 8]
+        want_loss, g = reference.loss_and_grads(trainer.spec, w, x, y)
+        loss, correct = trainer.step(x, y, lr)
+        assert loss == pytest.approx(want_loss, rel=1e-6) and 0 <= correct <= 8
+        state = trainer.export_state()
+        for name in w:
+            b[name] = recipe.momentum * b[name] + g[name] + recipe.weight_decay * w[name]
+            w[name] = w[name] - lr * b[name]
+            np.testing.assert_allclose(state["momentum"][name], b[name], rtol=1e-5, atol=1e-7, err_msg=name)
+            np.testing.assert_allclose(state["weights"][name], w[name], rtol=1e-5, atol=1e-7, err_msg=name)
     loss_sum, right = trainer.evaluate(data.x_test, data.y_test)
     logits, _ = reference.forward(trainer.spec, state["weights"], data.x_test)
     assert right == int((logits.argmax(1) == data.y_test).sum())
@@ -399,30 +406,73 @@ def test_checkpoint_weights_load_with_load_weights(tmp_path):
         np.testing.assert_array_equal(loaded[name], weights[name])
 
 
-def test_sigkill_at_any_moment_leaves_a_checkpoint_that_resumes_exactly(tmp_path):
-    """A real ``kill -9`` of ``nin train`` while it trains and writes: the checkpoint left behind
-    loads, and resuming from it ends with the same weights as a run that was never stopped."""
-    import signal
-    import time
+# The child of the SIGKILL test: ``nin train`` with a hook that, at the Nth checkpoint, says so on
+# stdout and then waits to be killed — either just after the checkpoint is written, or half-way
+# through writing it (the temp file holds a partial zip).  The kill point is then exact,
+# however loaded the machine is.
+_KILLABLE_TRAIN = """
+import sys, time
+import numpy as np
+from nin import cli, train
 
-    args = [sys.executable, "-m", "nin.cli", "train", "--backend", "numpy", "--model", "nin_tiny", "--data",
-            "synthetic", "--input-size", "8", "8", "--batch-size", "128", "--epochs", "8", "--no-progress"]  # fmt: skip
-    killed, full = tmp_path / "killed", tmp_path / "full"
-    proc = subprocess.Popen([*args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        lines = (killed / "metrics.jsonl").read_text().splitlines() if (killed / "metrics.jsonl").exists() else []
-        if len(lines) >= 3:
-            break
-        time.sleep(0.01)
+at, moment = int(sys.argv[1]), sys.argv[2]
+real_save, real_savez, saves = train.save_checkpoint, np.savez, [0]
+
+def wait_for_kill(what):
+    print(what, flush=True)
+    time.sleep(600)
+
+def savez(f, **arrays):
+    if moment == "mid_write" and saves[0] == at:
+        f.write(b"PK\\x03\\x04 half a zip")
+        f.flush()
+        wait_for_kill("writing")
+    real_savez(f, **arrays)
+
+def save_checkpoint(path, state, meta):
+    saves[0] += 1
+    written = real_save(path, state, meta)
+    if moment == "after_save" and saves[0] == at:
+        wait_for_kill("saved")
+    return written
+
+np.savez, train.save_checkpoint = savez, save_checkpoint
+sys.exit(cli.main(sys.argv[3:]))
+"""
+_TRAIN_ARGS = ["train", "--backend", "numpy", "--model", "nin_tiny", "--data", "synthetic", "--input-size", "8", "8",
+               "--batch-size", "128", "--epochs", "5", "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def never_killed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    subprocess.run([sys.executable, "-m", "nin.cli", *_TRAIN_ARGS, "--out", str(out)], capture_output=True, check=True)
+    return train.load_checkpoint(out / "checkpoint.npz")
+
+
+@pytest.mark.parametrize(("moment", "left_at_epoch"), [("after_save", 3), ("mid_write", 2)])
+def test_sigkill_leaves_a_checkpoint_that_resumes_exactly(moment, left_at_epoch, never_killed, tmp_path):
+    """A real ``kill -9`` of ``nin train`` at a fixed point — just after the epoch-3 checkpoint
+    is written, or half-way through writing it: the checkpoint left behind loads (epoch 3, or
+    still epoch 2), and resuming from it ends with the same weights as a run never stopped."""
+    import signal
+
+    argv = [sys.executable, "-c", _KILLABLE_TRAIN, "3", moment, *_TRAIN_ARGS, "--out", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = proc.stdout.readline().strip()
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed: make it longer"
-    ckpt = train.load_checkpoint(killed / "checkpoint.npz")
-    assert 2 <= ckpt.epoch < 8
-    resumed = subprocess.run([*args, "--out", str(killed), "--resume"], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    subprocess.run([*args, "--out", str(full)], capture_output=True, text=True, check=True)
-    _assert_same_state(
-        train.load_checkpoint(killed / "checkpoint.npz").state, train.load_checkpoint(full / "checkpoint.npz").state
+    _, err = proc.communicate()
+    assert said == {"after_save": "saved", "mid_write": "writing"}[moment], f"the child did not stop: {err}"
+    assert proc.returncode == -signal.SIGKILL
+    if moment == "mid_write":
+        assert (tmp_path / "checkpoint.npz.tmp").exists(), "killed mid-write, yet no temp file was left"
+    assert train.load_checkpoint(tmp_path / "checkpoint.npz").epoch == left_at_epoch
+    resumed = subprocess.run(
+        [sys.executable, "-m", "nin.cli", *_TRAIN_ARGS, "--out", str(tmp_path), "--resume"],
+        capture_output=True,
+        text=True,
     )
+    assert resumed.returncode == 0, resumed.stderr
+    final = train.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert final.epoch == 5
+    _assert_same_state(final.state, never_killed.state)

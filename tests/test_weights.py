@@ -116,7 +116,7 @@ def test_loading_bad_files(tmp_path):
         nin.load_weights(tmp_path / "missing.npz")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(nin.WeightsError, match="not a readable weights file"):
+    with pytest.raises(nin.WeightsError, match="bad.npz is not a readable .npz weights file"):
         nin.load_weights(bad)
     with pytest.raises(nin.UnknownNameError, match=".npz or .safetensors"):
         nin.save_weights({}, tmp_path / "w.pt")
@@ -126,3 +126,34 @@ def test_head_only_spec_flattens_the_input():
     spec = nin.NiNSpec("flat", 2, (3, 3), 4, (nin.Linear(4),))
     assert nin.weight_shapes(spec)["head.weight"] == (4, 2 * 3 * 3)
     assert nin.param_count(spec) == 4 * 18 + 4
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_truncated_or_corrupt_file_names_the_file(tmp_path, suffix):
+    """Cut anywhere, or with bytes overwritten: a WeightsError naming the file, whatever the
+    parser underneath raised (zipfile, zlib, NumPy's header parser, safetensors)."""
+    spec = nin.get_spec("nin_tiny")
+    whole = nin.save_weights(nin.init_weights(spec), tmp_path / f"whole{suffix}").read_bytes()
+    broken = tmp_path / f"broken{suffix}"
+    damaged = [whole[:cut] for cut in range(0, len(whole), max(1, len(whole) // 40))]
+    damaged += [whole[:at] + b"\xff" * 8 + whole[at + 8 :] for at in range(0, 200, 9)]  # headers
+    for data in damaged:
+        broken.write_bytes(data)
+        try:
+            nin.load_weights(broken, spec)
+        except nin.WeightsError as e:
+            assert str(broken) in str(e), e
+        # bytes overwritten inside a tensor's data can still parse: then the values were checked
+
+
+def test_non_finite_weights_are_rejected_naming_the_tensor(tmp_path):
+    spec = nin.get_spec("nin_tiny")
+    weights = nin.init_weights(spec)
+    weights["block0.conv1.bias"][1] = np.inf
+    weights["block2.conv0.weight"].flat[3] = np.nan
+    with pytest.raises(nin.WeightsError, match=r"block0\.conv1\.bias has 0 NaN and 1 inf") as err:
+        nin.validate_weights(spec, weights)
+    assert "block2.conv0.weight has 1 NaN and 0 inf" in str(err.value)
+    path = nin.save_weights(weights, tmp_path / "bad.safetensors")
+    with pytest.raises(nin.WeightsError, match="block0.conv1.bias"):
+        nin.load_weights(path, spec)

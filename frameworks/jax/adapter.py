@@ -224,7 +224,13 @@ def intermediates(model: FlaxNiN, x) -> dict[str, np.ndarray]:
 
 
 def param_count(model: FlaxNiN) -> int:
-    return sum(leaf.size for leaf in jax.tree.leaves(model.params))
+    """Parameters as Flax creates them: the leaves of the module's own ``init`` (shapes only,
+    through ``jax.eval_shape``), not of ``model.params``, which ``load_state`` built from the
+    spec's canonical shapes and so could only agree with the spec."""
+    spec = model.spec
+    x = jax.ShapeDtypeStruct((1, *spec.input_size, spec.in_channels), jnp.float32)  # NHWC, as apply gets it
+    variables = jax.eval_shape(functools.partial(model.module.init, train=False), jax.random.key(0), x)
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(variables["params"]))
 
 
 def loss_and_grads(model: FlaxNiN, x, labels) -> tuple[float, Weights]:

@@ -47,7 +47,33 @@ def _pool(pool: nin.MaxPool | nin.AvgPool, ndim: int) -> nn.Module:
     mode, and ``count_include_pad=True`` is the clipped divisor rule."""
     if isinstance(pool, nin.MaxPool):
         return _MAX_POOL[ndim](pool.kernel, pool.stride, pool.padding, ceil_mode=pool.ceil_mode)
+    if ndim == 3 and any(pool.padding):
+        return PaddedAvgPool3d(pool)
     return _AVG_POOL[ndim](pool.kernel, pool.stride, pool.padding, ceil_mode=pool.ceil_mode, count_include_pad=True)
+
+
+class PaddedAvgPool3d(nn.Module):
+    """3-D average pooling with padding, for inputs smaller than the kernel: ``avg_pool3d``
+    rejects them even when the padding makes the window fit ("input image (T: 1 H: 1 W: 1)
+    smaller than kernel size", torch 2.13; ``avg_pool2d`` accepts them).  So it zero-pads
+    explicitly and pools without padding: the divisor is then the window clipped at the padded
+    end, ``n + p``, the spec's rule.  One rule differs: on the padded tensor, ceil mode keeps a
+    last window that starts in the right padding, which the spec drops; the output is cropped
+    to the spec's size, which removes exactly that window."""
+
+    def __init__(self, pool: nin.AvgPool):
+        super().__init__()
+        self.pool = pool
+        self.pads = tuple(p for p in reversed(pool.padding) for _ in range(2))  # F.pad: last axis first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.pool
+        out = [
+            nin.shapes.window_out(n, k, s, q, p.ceil_mode)
+            for n, k, s, q in zip(x.shape[2:], p.kernel, p.stride, p.padding, strict=True)
+        ]
+        y = nn.functional.avg_pool3d(nn.functional.pad(x, self.pads), p.kernel, p.stride, 0, p.ceil_mode, True)
+        return y[:, :, : out[0], : out[1], : out[2]]
 
 
 class NiN(nn.Module):
