@@ -17,13 +17,13 @@ from conftest import backend_or_skip
 
 import nin
 from nin import reference
-from nin.conformance import FORWARD_RTOL, GRAD_RTOL, gradient_case, max_rel_error
+from nin.conformance import GRAD_RTOL, gradient_case, max_rel_error
 from nin.train import NumpyTrainer, Recipe, get_trainer
 
 pytestmark = pytest.mark.gpu
 
 GPU_BACKENDS = ("torch", "jax")
-MODELS = ("nin_tiny", "nin_cifar10", "nin_d2l", "nin3d")
+MODELS = ("nin_tiny", "nin_cifar10", "nin_d2l", "nin3d")  # 2-D, FC-free GAP, the book's, 3-D
 K_RATES = (0.05, 0.1, 0.02, 0.08)  # a changing rate, as in tests/test_train_backends.py
 
 
