@@ -23,7 +23,7 @@ from nin.train import NumpyTrainer, Recipe, get_trainer
 pytestmark = pytest.mark.gpu
 
 GPU_BACKENDS = ("torch", "jax")
-MODELS = ("nin_tiny", "nin_cifar10", "nin_d2l", "nin3d")  # 2-D, FC-free GAP, the book's, 3-D
+MODELS = ("nin_tiny", "nin_cifar10", "nin_d2l", "nin3d")
 K_RATES = (0.05, 0.1, 0.02, 0.08)  # a changing rate, as in tests/test_train_backends.py
 
 
