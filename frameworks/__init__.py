@@ -36,6 +36,20 @@ _PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 PRECISIONS = ("float32", "bf16")
 
+# backend name -> the environment variables that size its thread pools, which each framework
+# reads once, when it is imported or creates its CPU runtime: ``thread_env`` hands them to a
+# process before that happens, the backend's ``set_threads`` covers what can change later.
+_THREAD_ENV: dict[str, tuple[str, ...]] = {
+    "torch": ("OMP_NUM_THREADS", "MKL_NUM_THREADS"),
+    # TensorFlow's own pools (tensorflow/core/common_runtime/process_util.cc); oneDNN uses OpenMP
+    "tensorflow": ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"),
+    # XLA's CPU client sizes its Eigen pool from NPROC (xla/pjrt/utils.cc, DefaultThreadPoolSize)
+    "jax": ("OMP_NUM_THREADS", "NPROC"),
+    # oneDNN kernels use OpenMP; MXNET_CPU_WORKER_NTHREADS (engine workers running operators
+    # side by side) stays at its default 1, so n OpenMP threads are n threads, not 1 + n·workers
+    "mxnet": ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS"),
+}
+
 
 def list_backends() -> list[str]:
     """Every backend the suite knows, installed or not."""
@@ -68,6 +82,14 @@ def check_precision(backend: str, precision: str) -> str:
             f"{', '.join(_PRECISIONS[backend])} (use precision='float32')"
         )
     return precision
+
+
+def thread_env(name: str, threads: int) -> dict[str, str]:
+    """The environment variables that give backend ``name`` ``threads`` threads, for a process
+    that has not imported its framework yet (no framework is imported here)."""
+    if name not in _THREAD_ENV:
+        raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_THREAD_ENV)}")
+    return dict.fromkeys(_THREAD_ENV[name], str(threads))
 
 
 def get_backend(name: str) -> ModuleType:

@@ -7,14 +7,18 @@ from __future__ import annotations
 from .adapter import (
     FlaxNiN,
     build,
+    device_name,
+    device_peak_mb,
     export_state,
     forward,
     framework_version,
+    gemm_probe,
     gpu_available,
     intermediates,
     load_state,
     loss_and_grads,
     param_count,
+    set_threads,
 )
 from .model import NiN, nin_block
 
@@ -22,13 +26,17 @@ __all__ = [
     "FlaxNiN",
     "NiN",
     "build",
+    "device_name",
+    "device_peak_mb",
     "export_state",
     "forward",
     "framework_version",
+    "gemm_probe",
     "gpu_available",
     "intermediates",
     "load_state",
     "loss_and_grads",
     "nin_block",
     "param_count",
+    "set_threads",
 ]

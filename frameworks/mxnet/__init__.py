@@ -19,27 +19,35 @@ numpy.bool = bool
 
 from .adapter import (  # noqa: E402
     build,
+    device_name,
+    device_peak_mb,
     export_state,
     forward,
     framework_version,
+    gemm_probe,
     gpu_available,
     intermediates,
     load_state,
     loss_and_grads,
     param_count,
+    set_threads,
 )
 from .model import NiN, nin_block  # noqa: E402
 
 __all__ = [
     "NiN",
     "build",
+    "device_name",
+    "device_peak_mb",
     "export_state",
     "forward",
     "framework_version",
+    "gemm_probe",
     "gpu_available",
     "intermediates",
     "load_state",
     "loss_and_grads",
     "nin_block",
     "param_count",
+    "set_threads",
 ]
