@@ -39,7 +39,6 @@ backend has it (``nin.frameworks.backend_precisions``); its probes add bfloat16 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import statistics
@@ -141,6 +140,14 @@ def has_peer(model: str, input_size: tuple[int, ...], device: str, precision: st
     return model == "nin_d2l" and tuple(input_size) == (224, 224) and device == "cpu" and precision == "float32"
 
 
+def _has_module(backend: str, module: str) -> bool:
+    """Whether ``nin.frameworks.<backend>.<module>`` exists, found without importing the
+    backend (``importlib.util.find_spec`` of a submodule would import its framework)."""
+    from . import frameworks
+
+    return any((Path(folder) / backend / f"{module}.py").is_file() for folder in frameworks.__path__)
+
+
 def _batch(spec, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     from .conformance import sample_batch
 
@@ -169,7 +176,7 @@ class _Ours:
         adapter.forward(self.net, self.x)
         self.setup["first_call_s"] = time.perf_counter() - start
         self.adapter, self.device, self.trainer = adapter, device, None
-        if importlib.util.find_spec(f"nin.frameworks.{backend}.train") is None:
+        if not _has_module(backend, "train"):
             self.setup["train_note"] = f"the {backend} backend has no Trainer (inference only): no training step"
             return
         from importlib import import_module
@@ -377,7 +384,7 @@ def bench(
     device: str = "cpu",
     threads: int | None = None,
     warmup: int = 1,
-    repeats: int = 3,
+    repeats: int = 2,
     peer: bool = True,
     precision: str = "float32",
     peak_sizes=PEAK_SIZES,
@@ -411,7 +418,7 @@ def bench(
                 ours = _Worker("ours", args, env(backend))
                 book = None
                 if peer and has_peer(model, spec.input_size, device, precision) and "error" not in ours.setup:
-                    if importlib.util.find_spec(f"nin.frameworks.{backend}.d2l_book") is not None:
+                    if _has_module(backend, "d2l_book"):
                         book = _Worker("book", args, env(backend))
                 cases.append(_Case(backend, model, batch_size, ours, book))
                 log(_setup_line(cases[-1]))

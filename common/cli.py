@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rounds", type=int, default=ROUNDS, help=f"interleaved rounds, every case once per round (default {ROUNDS})"
     )
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per case per round (their median counts)")
+    p.add_argument("--repeats", type=int, default=2, help="timed calls per case per round (their median counts)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls per case per round")
     p.add_argument("--no-peer", action="store_true", help="skip the d2l book's code")
     p.add_argument(
