@@ -390,10 +390,12 @@ def bench(
     peak_sizes=PEAK_SIZES,
     rounds: int = ROUNDS,
     log=print,
+    on_round: Callable[[dict], None] | None = None,
 ) -> dict:
     """Every case and every GEMM probe in its own warm worker, timed in ``rounds`` interleaved
     rounds; a case that fails is reported, not fatal.  On the CPU the probes are NumPy's and
-    each benchmarked backend's GEMM; on a GPU, those of ``GPU_PROBES``."""
+    each benchmarked backend's GEMM; on a GPU, those of ``GPU_PROBES``.  ``on_round`` gets
+    the result so far after every round (so an interrupted run leaves its finished rounds)."""
     from .frameworks import thread_env
 
     threads = threads or os.cpu_count() or 1
@@ -446,6 +448,8 @@ def bench(
                 case.rounds.append(dict(ours, round=r, **({} if "error" in book else book)))
         probe_rounds.append(measured)
         log(f"round {r + 1}/{rounds}: " + _round_line(measured, cases, r))
+        if on_round is not None and r + 1 < rounds:
+            on_round(_result(probed, probes, probe_rounds, cases, common, r + 1, warmup, repeats))
     for worker in [*probes.values(), *(c.ours for c in cases), *(c.book for c in cases if c.book)]:
         worker.close()
     return _result(probed, probes, probe_rounds, cases, common, rounds, warmup, repeats)

@@ -103,6 +103,7 @@ def _bench(args) -> int:
         backends, args.models, args.batch_sizes, args.input_size, args.device, args.threads,
         args.warmup, args.repeats, not args.no_peer, args.precision, args.peak_sizes, args.rounds,
         log=lambda line: print(line, file=sys.stderr),
+        on_round=lambda partial: _save(partial, args.json, args.markdown, bench_markdown),
     )  # fmt: skip
     print(bench_text(result))
     _save(result, args.json, args.markdown, bench_markdown)
