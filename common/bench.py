@@ -15,9 +15,9 @@ The cases, each in its own warm worker process (``python -m nin.bench worker``):
   ``GPU_PROBES``): the best of ``PEAK_REPEATS`` n×n GEMMs at each n of ``PEAK_SIZES``.
 
 Every round runs every case once, round-robin, each round starting one case further along
-the list (so no case always follows the same neighbour).  A call is timed up to a host NumPy
-array (``.numpy()``, ``np.asarray`` of a ready JAX array, ``asnumpy``), so asynchronous
-runtimes are synchronised; within a round a case makes ``warmup`` untimed calls, then
+the list (so no case always follows the same neighbour).  A call is timed until the backend's
+``synchronize`` returns (MXNet's engine runs a step's backward and update after the step has
+returned its loss: unsynchronised, they ran on into the next case's time); within a round a case makes ``warmup`` untimed calls, then
 ``repeats`` timed ones, and reports their median.  Workers stay alive across rounds: a
 respawned worker would rebuild and recompile every round, which measures the first call again
 rather than the steady step a training run repeats thousands of times; an idle worker blocks
@@ -187,9 +187,12 @@ class _Ours:
         self.setup["first_train_step_s"] = time.perf_counter() - start
 
     def measure(self, warmup: int, repeats: int) -> dict:
-        out = {"forward_s": _median_time(lambda: self.adapter.forward(self.net, self.x), warmup, repeats)}
+        sync = self.adapter.synchronize
+        forward = _median_time(lambda: (self.adapter.forward(self.net, self.x), sync()), warmup, repeats)
+        out = {"forward_s": forward}
         if self.trainer is not None:
-            out["train_step_s"] = _median_time(lambda: self.trainer.step(self.x, self.y, 0.01), warmup, repeats)
+            step = _median_time(lambda: (self.trainer.step(self.x, self.y, 0.01), sync()), warmup, repeats)
+            out["train_step_s"] = step
         out["peak_rss_mb"] = peak_rss_mb()
         peak = self.adapter.device_peak_mb(self.device)
         if peak is not None:
@@ -206,7 +209,9 @@ class _Book:
         from . import get_backend
         from .train import Recipe
 
-        get_backend(backend).set_threads(threads)  # the framework imported (and patched) as ours is
+        adapter = get_backend(backend)  # the framework imported (and patched) as ours is
+        adapter.set_threads(threads)
+        self.sync = adapter.synchronize
         book = import_module(f"nin.frameworks.{backend}.d2l_book")
         spec = get_spec(model, input_size=tuple(input_size) if input_size else None)
         self.x, self.y = _batch(spec, batch_size)
@@ -222,10 +227,11 @@ class _Book:
         self.setup = {}
 
     def measure(self, warmup: int, repeats: int) -> dict:
+        x, y, sync = self.x, self.y, self.sync
         return {
-            "book_forward_s": _median_time(lambda: self.book.forward(self.model, self.x), warmup, repeats),
-            "book_train_step_s": _median_time(lambda: self.plain(self.x, self.y), warmup, repeats),
-            "book_recipe_train_step_s": _median_time(lambda: self.recipe(self.x, self.y), warmup, repeats),
+            "book_forward_s": _median_time(lambda: (self.book.forward(self.model, x), sync()), warmup, repeats),
+            "book_train_step_s": _median_time(lambda: (self.plain(x, y), sync()), warmup, repeats),
+            "book_recipe_train_step_s": _median_time(lambda: (self.recipe(x, y), sync()), warmup, repeats),
         }
 
 

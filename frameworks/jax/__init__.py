@@ -19,6 +19,7 @@ from .adapter import (
     loss_and_grads,
     param_count,
     set_threads,
+    synchronize,
 )
 from .model import NiN, nin_block
 
@@ -39,4 +40,5 @@ __all__ = [
     "nin_block",
     "param_count",
     "set_threads",
+    "synchronize",
 ]

@@ -278,3 +278,9 @@ def device_peak_mb(device: str) -> float | None:
 def device_name(device: str) -> str:
     """What ``device`` is on this machine, e.g. "NVIDIA H200" (the CPU: "cpu")."""
     return _device(device).device_kind if device == "gpu" else "cpu"
+
+
+def synchronize() -> None:
+    """Wait for every computation this process has dispatched (``jax.effects_barrier``); the
+    suite's own calls already end in a host array or ``block_until_ready``."""
+    jax.effects_barrier()

@@ -31,6 +31,7 @@ from .adapter import (  # noqa: E402
     loss_and_grads,
     param_count,
     set_threads,
+    synchronize,
 )
 from .model import NiN, nin_block  # noqa: E402
 
@@ -50,4 +51,5 @@ __all__ = [
     "nin_block",
     "param_count",
     "set_threads",
+    "synchronize",
 ]

@@ -173,3 +173,10 @@ def device_name(device: str) -> str:
     """What ``device`` is on this machine: MXNet names GPUs by index only ("gpu(0)"; the CPU:
     "cpu")."""
     return str(_context(device)) if device == "gpu" else "cpu"
+
+
+def synchronize() -> None:
+    """Wait for every operation MXNet's engine has queued (``mx.nd.waitall``).  MXNet runs
+    operators asynchronously: a training step that returns its loss (``asscalar``) has waited
+    for the forward only, and its backward and update would run on into whatever is timed next."""
+    mx.nd.waitall()

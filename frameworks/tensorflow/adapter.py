@@ -267,3 +267,9 @@ def device_name(device: str) -> str:
     _placement(device)
     details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
     return details.get("device_name", "gpu")
+
+
+def synchronize() -> None:
+    """Wait for every computation this process has queued (``tf.test.experimental.sync_devices``:
+    eager TensorFlow on the CPU has none left; on a GPU its kernels may still run)."""
+    tf.test.experimental.sync_devices()

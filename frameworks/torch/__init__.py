@@ -17,6 +17,7 @@ from .adapter import (
     loss_and_grads,
     param_count,
     set_threads,
+    synchronize,
 )
 from .model import NiN, nin_block
 
@@ -36,4 +37,5 @@ __all__ = [
     "nin_block",
     "param_count",
     "set_threads",
+    "synchronize",
 ]

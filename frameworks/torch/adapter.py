@@ -192,3 +192,10 @@ def device_peak_mb(device: str) -> float | None:
 def device_name(device: str) -> str:
     """What ``device`` is on this machine, e.g. "NVIDIA H200" (the CPU: "cpu")."""
     return torch.cuda.get_device_name(_device(device)) if device == "gpu" else "cpu"
+
+
+def synchronize() -> None:
+    """Wait for every computation this process has queued: on the CPU PyTorch runs each op
+    before returning, so only a GPU's queue is waited for."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
