@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from nin.bench import bench, peak_of, run_heading  # noqa: E402
+from nin.bench import bench, run_heading  # noqa: E402
 from nin.frameworks import available_backends  # noqa: E402
 from nin.tables import markdown_table  # noqa: E402
 
@@ -45,7 +45,6 @@ def main() -> int:
             repeats=args.repeats,
             peer=False,
             log=log,
-            peak=peak_of(by_batch),
         )
         for s in args.input_sizes
     ]

@@ -1,33 +1,40 @@
-"""``nin bench``: the four frameworks timed side by side, fairly.
+"""``nin bench``: the backends, the d2l book's code and the GEMM probes, timed in interleaved
+rounds so that a shared machine's neighbours disturb every case alike.
 
-For each backend × model × batch size, in a fresh subprocess (so no framework's import or
-thread settings leak into another's numbers, and the peak RSS is the case's own):
+The cases, each in its own warm worker process (``python -m nin.bench worker``):
 
-* first call: build + the first forward (tracing / compilation included);
-* forward: eval-mode latency, ``warmup`` untimed calls then the median, min and max of
-  ``repeats`` timed calls, each ending in a host NumPy array (so asynchronous runtimes are
-  synchronised: ``.numpy()``, ``np.asarray`` of a ready JAX array, ``asnumpy``);
-* training step: the backend's own ``Trainer.step`` (forward + backward + SGD update with
-  momentum and weight decay), timed the same way;
-* achieved GFLOP/s from the spec's multiply-accumulates (a forward is 2·MACs FLOPs per
-  example, a training step 3× a forward), and that as a fraction of this machine's peak;
-* the peer: the d2l book's own NiN code for that framework (``frameworks/<name>/d2l_book.py``)
-  on the same inputs, for ``nin_d2l`` in float32 on the CPU.
+* **ours**, per backend × model × batch size: the first call (build + first forward, tracing /
+  compilation included) and the first training step once; then, every round, eval-mode
+  forward latency and the backend's own ``Trainer.step`` (forward + backward + SGD with
+  momentum and weight decay);
+* **book**, per backend, for ``nin_d2l`` in float32 on the CPU: the d2l book's own NiN code for
+  that framework (``frameworks/<name>/d2l_book.py``) on the same inputs: its forward, its
+  training step with the plain SGD the book uses, and with the recipe's SGD (momentum and
+  weight decay), so that one ratio compares equal work;
+* **probe**, per framework (NumPy and each benchmarked backend, or on a GPU those of
+  ``GPU_PROBES``): the best of ``PEAK_REPEATS`` n×n GEMMs at each n of ``PEAK_SIZES``.
 
-``precision="bf16"`` measures mixed precision (float32 parameters and update, bfloat16
-arithmetic) where the backend has it (``nin.frameworks.backend_precisions``: torch and jax);
-the other backends report an error record.
+Every round runs every case once, round-robin, each round starting one case further along
+the list (so no case always follows the same neighbour).  A call is timed until the backend's
+``synchronize`` returns (MXNet's engine runs a step's backward and update after the step has
+returned its loss: unsynchronised, they ran on into the next case's time); within a round a case makes ``warmup`` untimed calls, then
+``repeats`` timed ones, and reports their median.  Workers stay alive across rounds: a
+respawned worker would rebuild and recompile every round, which measures the first call again
+rather than the steady step a training run repeats thousands of times; an idle worker blocks
+on its pipe and takes no CPU.
 
-The peak is the best of several GEMM probes, each in its own subprocess with the cases' thread
-settings, each the best of ``PEAK_REPEATS`` products at every n of ``PEAK_SIZES``: on the CPU,
-NumPy's float32 GEMM and each benchmarked framework's own (``torch.mm``, ``tf.linalg.matmul``,
-a jitted ``jnp.dot``, ``mx.nd.dot``) — oneDNN's and XLA's kernels can outrun NumPy's BLAS, and
-a probe slower than the cases would put them above 100 %; on a GPU, torch's (TF32 off) and
-JAX's (``Precision.HIGHEST``).  A bf16 run probes bfloat16 GEMMs too.
+Reported per case: the median and min–max over rounds of every time; and per round the
+ratios that a shared machine cannot skew — the book's time over ours (≥ 1 means ours is
+faster), and our achieved GFLOP/s (from the spec's multiply-accumulates: a forward is 2·MACs
+FLOPs per example, a training step 3× a forward) over the same round's peak, the best of that
+round's probes — with their median and min–max.  A round whose peak is more than
+``DISTURBED`` below the best round's is flagged as disturbed.
 
-Every subprocess gets the same thread count (``--threads``, default all cores), set through
-``OMP_NUM_THREADS`` and each framework's own setting after its import — importing MXNet
-silently drops PyTorch to one thread.
+Every worker gets the same thread count (``--threads``, default all cores): in its
+environment before the framework is imported (``nin.frameworks.thread_env``: OpenMP, XLA's
+``NPROC``, TensorFlow's pools) and through the backend's ``set_threads`` after (importing
+MXNet drops PyTorch to one thread).  ``precision="bf16"`` measures mixed precision where the
+backend has it (``nin.frameworks.backend_precisions``); its probes add bfloat16 GEMMs.
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,149 +56,77 @@ from .shapes import mac_count
 from .tables import markdown_table, text_table
 from .zoo import get_spec
 
-PEAK_SIZES = (2048, 4096)
+PEAK_SIZES = (2048,)
 PEAK_REPEATS = 3
 # the frameworks whose GEMM probes a GPU, with the cases' settings (TF32 off; Precision.HIGHEST)
 GPU_PROBES = ("torch", "jax")
+ROUNDS = 5
+# a round whose peak is this far below the best round's is flagged as disturbed
+DISTURBED = 0.2
 
 
-def _matmul(framework: str, n: int, device: str, dtype: str) -> Callable[[], object]:
-    """A call that multiplies two n×n ``dtype`` matrices with ``framework``'s own GEMM and
-    waits for the product.  TensorFlow and MXNet are probed on the CPU only (``GPU_PROBES``)."""
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
-    if framework == "numpy":
-        return lambda: a @ b
-    from . import get_backend
-
-    get_backend(framework)  # the framework imported as the cases import it (MXNet needs its numpy.bool)
-    if framework == "torch":
-        import torch
-
-        from .frameworks.torch.adapter import _device
-
-        place = _device(device)  # the cases' device setup: on a GPU, TF32 off
-        ta, tb = (
-            torch.from_numpy(m).to(place, {"float32": torch.float32, "bf16": torch.bfloat16}[dtype]) for m in (a, b)
-        )
-
-        def product():
-            torch.mm(ta, tb)
-            if place.type == "cuda":
-                torch.cuda.synchronize()
-
-        return product
-    if framework == "jax":
-        import jax
-        import jax.numpy as jnp
-        from jax import lax
-
-        from .frameworks.jax.adapter import _device
-
-        place = _device(device)
-        ja, jb = (
-            jax.device_put(m.astype({"float32": jnp.float32, "bf16": jnp.bfloat16}[dtype]), place) for m in (a, b)
-        )
-        # as the cases: HIGHEST keeps float32 off TF32 on a GPU; bfloat16 needs no request
-        product = jax.jit(partial(jnp.dot, precision=lax.Precision.HIGHEST if dtype == "float32" else None))
-        return lambda: product(ja, jb).block_until_ready()
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        ta, tb = tf.constant(a), tf.constant(b)
-        return lambda: tf.linalg.matmul(ta, tb).numpy()
-    import mxnet as mx
-
-    ma, mb = mx.nd.array(a), mx.nd.array(b)
-
-    def product():
-        mx.nd.dot(ma, mb)
-        mx.nd.waitall()
-
-    return product
+# -- in a worker process ----------------------------------------------------------------------------
 
 
-def gemm_gflops(
-    framework: str, device: str = "cpu", dtype: str = "float32", sizes=PEAK_SIZES, repeats: int = PEAK_REPEATS
-) -> float:
-    """GEMM throughput of ``framework`` ("numpy" or a backend) in this process: for each n in
-    ``sizes``, one untimed product then the best of ``repeats``; the best over the sizes."""
-    best = 0.0
-    for n in sizes:
-        matmul = _matmul(framework, n, device, dtype)
-        matmul()
-        best = max(best, 2 * n**3 / min(_timed(matmul) for _ in range(repeats)) / 1e9)
-    return best
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _median_time(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    return statistics.median(_timed(fn) for _ in range(repeats))
 
 
 def _probe_name(framework: str, dtype: str) -> str:
     return framework if dtype == "float32" else f"{framework} {dtype}"
 
 
-def peak_probe(framework: str, device: str, precision: str, threads: int, sizes) -> dict[str, float]:
-    """``{probe name: GFLOP/s}`` of one framework's GEMM in this process (``nin bench`` runs it
-    in a subprocess, with the cases' thread settings): float32, and bfloat16 too when the run
-    is bf16 and the framework computes in it."""
-    from .frameworks import backend_precisions
+class _Probe:
+    """One framework's GEMMs: ``measure`` gives ``{probe name: GFLOP/s}``, for each dtype the
+    best over ``sizes`` of the best of ``PEAK_REPEATS`` products (after one untimed)."""
 
-    dtypes = ["float32"]
-    if framework != "numpy":
-        set_framework_threads(framework, threads)
-        if precision != "float32" and precision in backend_precisions(framework):
-            dtypes.append(precision)
-    return {_probe_name(framework, dtype): gemm_gflops(framework, device, dtype, sizes) for dtype in dtypes}
+    def __init__(self, framework: str, device: str, precision: str, threads: int, sizes: list[int]):
+        from .frameworks import backend_precisions, get_backend
 
+        dtypes = ["float32"]
+        if framework != "numpy":
+            adapter = get_backend(framework)
+            adapter.set_threads(threads)
+            if precision != "float32" and precision in backend_precisions(framework):
+                dtypes.append(precision)
+        rng = np.random.default_rng(0)
+        self.products: dict[str, list[tuple[int, Callable[[], object]]]] = {}
+        for dtype in dtypes:
+            calls = []
+            for n in sizes:
+                a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+                product = (lambda a=a, b=b: a @ b) if framework == "numpy" else adapter.gemm_probe(a, b, device, dtype)
+                calls.append((n, product))
+            self.products[_probe_name(framework, dtype)] = calls
+        self.setup: dict = {}
 
-def machine_peak(frameworks: list[str], device: str, precision: str, threads: int, sizes, env: dict, log) -> dict:
-    """Every framework's GEMM probe, each in its own subprocess; the peak is the best of them.
-    A framework that fails (not installed, no GPU) is skipped, with its reason."""
-    probes: dict[str, float] = {}
-    errors: dict[str, str] = {}
-    for framework in frameworks:
-        args = {"framework": framework, "device": device, "precision": precision, "threads": threads, "sizes": sizes}
-        out = _in_subprocess("probe", args, env)
-        if "error" in out:
-            errors[framework] = out["error"]
-            log(f"GEMM probe {framework}: skipped, {out['error']}")
-            continue
-        probes.update(out)
-        log("GEMM probe " + ", ".join(f"{name}: {gflops:.0f} GFLOP/s" for name, gflops in out.items()))
-    best = max(probes, key=probes.__getitem__) if probes else None
-    return {
-        "peak_gflops": probes[best] if best else None,
-        "peak_probe": best,
-        "peak_probes": probes,
-        "peak_probe_errors": errors,
-    }
+    def measure(self, warmup: int, repeats: int) -> dict:
+        """``{probe name: GFLOP/s}``; ``warmup`` and ``repeats`` are the cases' and do not
+        apply: a probe takes one untimed product and the best of ``PEAK_REPEATS``."""
+        return {
+            name: max(2 * n**3 / self._best(call) / 1e9 for n, call in calls) for name, calls in self.products.items()
+        }
 
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    @staticmethod
+    def _best(call: Callable[[], object]) -> float:
+        call()
+        return min(_timed(call) for _ in range(PEAK_REPEATS))
 
 
-def _stats(fn, warmup: int, repeats: int) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = [_timed(fn) for _ in range(repeats)]
-    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
-
-
-def set_framework_threads(backend: str, threads: int) -> None:
-    """Each framework's own thread setting, applied after its import."""
-    if backend == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # already initialised: OMP_NUM_THREADS still applies
-            pass
+def gemm_gflops(
+    framework: str, device: str = "cpu", precision: str = "float32", threads: int | None = None, sizes=PEAK_SIZES
+) -> dict[str, float]:
+    """``{probe name: GFLOP/s}`` of ``framework``'s GEMM ("numpy" or a backend) in this
+    process: float32, and bfloat16 too for a bf16 ``precision`` where the backend has it."""
+    return _Probe(framework, device, precision, threads or os.cpu_count() or 1, list(sizes)).measure(0, 0)
 
 
 def peak_rss_mb() -> float:
@@ -199,123 +135,251 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_case(
-    backend: str,
-    model: str,
-    batch_size: int,
-    input_size,
-    device: str,
-    precision: str,
-    threads: int,
-    warmup: int,
-    repeats: int,
-    peer: bool,
-) -> dict:
-    """One measurement, in this process (``nin bench`` runs it in a subprocess)."""
-    from . import get_backend
+def has_peer(model: str, input_size: tuple[int, ...], device: str, precision: str) -> bool:
+    """Whether the book's code is a peer: it is ``nin_d2l`` at 224×224, float32, on the CPU."""
+    return model == "nin_d2l" and tuple(input_size) == (224, 224) and device == "cpu" and precision == "float32"
+
+
+def _has_module(backend: str, module: str) -> bool:
+    """Whether ``nin.frameworks.<backend>.<module>`` exists, found without importing the
+    backend (``importlib.util.find_spec`` of a submodule would import its framework)."""
+    from . import frameworks
+
+    return any((Path(folder) / backend / f"{module}.py").is_file() for folder in frameworks.__path__)
+
+
+def _batch(spec, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     from .conformance import sample_batch
 
-    spec = get_spec(model, input_size=tuple(input_size) if input_size else None)
-    adapter = get_backend(backend)
-    set_framework_threads(backend, threads)
-    x = sample_batch(spec, batch_size)
-    y = (np.arange(batch_size) % spec.num_classes).astype(np.int64)
-    record = {
-        "backend": backend,
-        "framework": adapter.framework_version(),
-        "model": model,
-        "batch_size": batch_size,
-        "input_size": list(spec.input_size),
-        "device": device,
-        "precision": precision,
-        "threads": threads,
-        "macs_per_example": mac_count(spec),
-    }
-    start = time.perf_counter()
-    net = adapter.build(spec, seed=0, device=device, precision=precision)
-    adapter.forward(net, x)
-    record["first_call_s"] = time.perf_counter() - start
-    fwd = _stats(lambda: adapter.forward(net, x), warmup, repeats)
-    record.update(forward_s=fwd["median"], forward_min_s=fwd["min"], forward_max_s=fwd["max"])
+    return sample_batch(spec, batch_size), (np.arange(batch_size) % spec.num_classes).astype(np.int64)
 
-    try:
-        from importlib import import_module
 
+class _Ours:
+    """A backend's model and ``Trainer``; setup records the first call and first step."""
+
+    def __init__(self, backend, model, batch_size, input_size, device, precision, threads):
+        from . import get_backend
         from .train import Recipe
 
-        trainer = import_module(f"nin.frameworks.{backend}.train").Trainer(net, Recipe())
+        spec = get_spec(model, input_size=tuple(input_size) if input_size else None)
+        adapter = get_backend(backend)
+        adapter.set_threads(threads)
+        self.x, self.y = _batch(spec, batch_size)
+        self.setup = {
+            "framework": adapter.framework_version(),
+            "device_name": adapter.device_name(device),
+            "input_size": list(spec.input_size),
+            "macs_per_example": mac_count(spec),
+        }
         start = time.perf_counter()
-        trainer.step(x, y, 0.01)
-        record["first_train_step_s"] = time.perf_counter() - start
-        step = _stats(lambda: trainer.step(x, y, 0.01), warmup, repeats)
-        record.update(train_step_s=step["median"], train_step_min_s=step["min"], train_step_max_s=step["max"])
-    except ImportError as e:
-        record["train_step_error"] = f"no training step: {e}"
+        self.net = adapter.build(spec, seed=0, device=device, precision=precision)
+        adapter.forward(self.net, self.x)
+        self.setup["first_call_s"] = time.perf_counter() - start
+        self.adapter, self.device, self.trainer = adapter, device, None
+        if not _has_module(backend, "train"):
+            self.setup["train_note"] = f"the {backend} backend has no Trainer (inference only): no training step"
+            return
+        from importlib import import_module
 
-    # the book's code is float32 on the CPU: a peer only for runs like it
-    if peer and model == "nin_d2l" and spec.input_size == (224, 224) and device == "cpu" and precision == "float32":
-        record.update(_peer(backend, x, y, warmup, repeats))
-    record["peak_rss_mb"] = peak_rss_mb()
-    record.update(_device_memory(backend, device))
-    return record
+        self.trainer = import_module(f"nin.frameworks.{backend}.train").Trainer(self.net, Recipe())
+        start = time.perf_counter()
+        self.trainer.step(self.x, self.y, 0.01)
+        self.setup["first_train_step_s"] = time.perf_counter() - start
+
+    def measure(self, warmup: int, repeats: int) -> dict:
+        sync = self.adapter.synchronize
+        forward = _median_time(lambda: (self.adapter.forward(self.net, self.x), sync()), warmup, repeats)
+        out = {"forward_s": forward}
+        if self.trainer is not None:
+            step = _median_time(lambda: (self.trainer.step(self.x, self.y, 0.01), sync()), warmup, repeats)
+            out["train_step_s"] = step
+        out["peak_rss_mb"] = peak_rss_mb()
+        peak = self.adapter.device_peak_mb(self.device)
+        if peak is not None:
+            out["device_peak_mb"] = peak
+        return out
 
 
-def _peer(backend: str, x, y, warmup: int, repeats: int) -> dict:
-    """The d2l book's code for the same framework on the same inputs."""
-    from importlib import import_module
+class _Book:
+    """The d2l book's code: forward, a step with its plain SGD, one with the recipe's SGD."""
 
-    try:
+    def __init__(self, backend, model, batch_size, input_size, device, precision, threads):
+        from importlib import import_module
+
+        from . import get_backend
+        from .train import Recipe
+
+        adapter = get_backend(backend)  # the framework imported (and patched) as ours is
+        adapter.set_threads(threads)
+        self.sync = adapter.synchronize
         book = import_module(f"nin.frameworks.{backend}.d2l_book")
-    except ImportError as e:
-        return {"peer_error": f"the d2l book's code does not import here: {e}"}
-    model = book.build()
-    fwd = _stats(lambda: book.forward(model, x), warmup, repeats)
-    step_fn = book.make_train_step(model)
-    step = _stats(lambda: step_fn(x, y), warmup, repeats)
-    return {"peer_forward_s": fwd["median"], "peer_train_step_s": step["median"]}
+        spec = get_spec(model, input_size=tuple(input_size) if input_size else None)
+        self.x, self.y = _batch(spec, batch_size)
+        self.book, self.model = book, book.build()
+        recipe = Recipe()
+        self.plain = book.make_train_step(self.model, lr=0.01)
+        self.recipe = book.make_train_step(
+            self.model, lr=0.01, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+        book.forward(self.model, self.x)
+        self.plain(self.x, self.y)
+        self.recipe(self.x, self.y)
+        self.setup = {}
+
+    def measure(self, warmup: int, repeats: int) -> dict:
+        x, y, sync = self.x, self.y, self.sync
+        return {
+            "book_forward_s": _median_time(lambda: (self.book.forward(self.model, x), sync()), warmup, repeats),
+            "book_train_step_s": _median_time(lambda: (self.plain(x, y), sync()), warmup, repeats),
+            "book_recipe_train_step_s": _median_time(lambda: (self.recipe(x, y), sync()), warmup, repeats),
+        }
 
 
-def _device_memory(backend: str, device: str) -> dict:
-    if device != "gpu":
-        return {}
-    if backend == "torch":
-        import torch
-
-        return {"device_peak_mb": torch.cuda.max_memory_allocated() / 2**20}
-    if backend == "jax":
-        import jax
-
-        stats = jax.devices("gpu")[0].memory_stats() or {}
-        return {"device_peak_mb": stats.get("peak_bytes_in_use", 0) / 2**20}
-    return {}
+_ROLES = {"probe": _Probe, "ours": _Ours, "book": _Book}
 
 
-def derive(record: dict, peak_gflops: float | None) -> dict:
-    """GFLOP/s and fractions of peak from the timings and the spec's MACs (no fractions
-    without a peak: every probe failed)."""
-    flops = 2 * record["macs_per_example"] * record["batch_size"]
-    out = dict(record, peak_gflops=peak_gflops)
-    out["images_per_s"] = record["batch_size"] / record["forward_s"]
-    out["forward_gflops"] = flops / record["forward_s"] / 1e9
-    if "train_step_s" in record:
-        out["train_images_per_s"] = record["batch_size"] / record["train_step_s"]
-        out["train_gflops"] = 3 * flops / record["train_step_s"] / 1e9
-    if peak_gflops:
-        out["forward_peak_fraction"] = out["forward_gflops"] / peak_gflops
-        if "train_gflops" in out:
-            out["peak_fraction"] = out["train_gflops"] / peak_gflops
+def _serve() -> None:
+    """A worker: the first line on stdin sets it up (``{"role": ..., **arguments}``), and it
+    answers its setup record; each later line asks for one round (``{"warmup", "repeats"}``)
+    and gets that round's timings.  Errors are answered as ``{"error": message}``."""
+    from .errors import NinError
+
+    def answer(obj: dict) -> None:
+        print(json.dumps(obj), flush=True)
+
+    args = json.loads(sys.stdin.readline())
+    try:
+        case = _ROLES[args.pop("role")](**args)
+    except NinError as e:  # a message for the record, not a traceback
+        answer({"error": str(e)})
+        return
+    except Exception as e:  # one broken case must not end the run
+        answer({"error": f"{type(e).__name__}: {e}"})
+        raise
+    answer(case.setup)
+    for line in sys.stdin:
+        answer(case.measure(**json.loads(line)))
+
+
+# -- in the parent --------------------------------------------------------------------------------
+
+
+class _Worker:
+    """A warm worker process for one case: ``start`` sets it up, ``round`` times it once."""
+
+    def __init__(self, role: str, args: dict, env: dict):
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nin.bench", "worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+        )
+        self.error: str | None = None
+        self.setup = self._ask(dict(args, role=role))
+
+    def _ask(self, message: dict) -> dict:
+        if self.error:
+            return {"error": self.error}
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        reply = json.loads(line) if line else {"error": self._last_words()}
+        if "error" in reply:
+            self.error = reply["error"]
+            self.close()
+        return reply
+
+    def _last_words(self) -> str:
+        self.proc.wait()
+        self._stderr.seek(0)
+        lines = self._stderr.read().strip().splitlines()
+        return lines[-1] if lines else f"exit status {self.proc.returncode}, no output"
+
+    def round(self, warmup: int, repeats: int) -> dict:
+        return self._ask({"warmup": warmup, "repeats": repeats})
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+        self._stderr.close()
+
+
+@dataclass
+class _Case:
+    """One row of the result: a backend's model at one batch size, and its book peer."""
+
+    backend: str
+    model: str
+    batch_size: int
+    ours: _Worker
+    book: _Worker | None
+    rounds: list[dict] = field(default_factory=list)
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _ratios(rounds: list[dict], flops: float, peaks: list[float | None]) -> dict[str, list[float]]:
+    """Per round (``peaks[i]`` is round i's): our share of that round's peak, and the book's
+    time over ours."""
+    out: dict[str, list[float]] = {}
+
+    def put(name: str, value: float) -> None:
+        out.setdefault(name, []).append(value)
+
+    for r in rounds:
+        peak = peaks[r["round"]]
+        if peak:
+            put("forward_peak_fraction", flops / r["forward_s"] / 1e9 / peak)
+            if "train_step_s" in r:
+                put("train_peak_fraction", 3 * flops / r["train_step_s"] / 1e9 / peak)
+        if "book_forward_s" in r:
+            put("forward_vs_book", r["book_forward_s"] / r["forward_s"])
+            if "train_step_s" in r:
+                put("train_vs_book", r["book_train_step_s"] / r["train_step_s"])
+                put("train_vs_book_recipe", r["book_recipe_train_step_s"] / r["train_step_s"])
     return out
 
 
-def _in_subprocess(task: str, kwargs: dict, env: dict) -> dict:
-    """``task(**kwargs)`` (one of ``_TASKS``) in a fresh ``python -m nin.bench``: its JSON
-    result, or ``{"error": the last line it wrote to stderr}``."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "nin.bench", task, json.dumps(kwargs)], capture_output=True, text=True, env=env
-    )
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}, no output"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _record(case: _Case, precision: str, peaks: list[float | None]) -> dict:
+    """A case's result: its setup, every time per round with median and min–max, its ratios."""
+    head = {"backend": case.backend, "model": case.model, "batch_size": case.batch_size, "precision": precision}
+    if "error" in case.ours.setup:
+        return dict(head, error=case.ours.setup["error"])
+    if case.ours.error:
+        return dict(head, error=case.ours.error)
+    record = dict(head, **case.ours.setup)
+    if case.book is not None and case.book.error:
+        record["book_error"] = case.book.error
+    rounds = case.rounds
+    if not rounds:
+        return dict(head, error="no round completed")
+    flops = 2 * record["macs_per_example"] * case.batch_size
+    record["rounds"] = {
+        key: [r[key] for r in rounds if key in r] for key in dict.fromkeys(k for r in rounds for k in r)
+    }
+    for key, values in record["rounds"].items():
+        if not key.endswith("_s"):
+            continue
+        s = _spread(values)
+        record.update({key: s["median"], f"{key.removesuffix('_s')}_min_s": s["min"]})
+        record[f"{key.removesuffix('_s')}_max_s"] = s["max"]
+    record["forward_gflops"] = flops / record["forward_s"] / 1e9
+    record["images_per_s"] = case.batch_size / record["forward_s"]
+    if "train_step_s" in record:
+        record["train_gflops"] = 3 * flops / record["train_step_s"] / 1e9
+        record["train_images_per_s"] = case.batch_size / record["train_step_s"]
+    per_round = _ratios(rounds, flops, peaks)
+    record["ratios"] = {name: dict(_spread(values), rounds=values) for name, values in per_round.items()}
+    return record
 
 
 def bench(
@@ -325,47 +389,100 @@ def bench(
     input_size=None,
     device: str = "cpu",
     threads: int | None = None,
-    warmup: int = 2,
-    repeats: int = 5,
+    warmup: int = 1,
+    repeats: int = 2,
     peer: bool = True,
     precision: str = "float32",
     peak_sizes=PEAK_SIZES,
+    rounds: int = ROUNDS,
     log=print,
-    peak: dict | None = None,
+    on_round: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Every GEMM probe and every case in its own subprocess; a failed one is reported, not
-    fatal.  On the CPU the probes are NumPy's and each benchmarked framework's GEMM; on a GPU,
-    those of ``GPU_PROBES``.  ``peak`` reuses the probes of an earlier result of the same
-    session (``peak_of(result)``) instead of measuring them again."""
+    """Every case and every GEMM probe in its own warm worker, timed in ``rounds`` interleaved
+    rounds; a case that fails is reported, not fatal.  On the CPU the probes are NumPy's and
+    each benchmarked backend's GEMM; on a GPU, those of ``GPU_PROBES``.  ``on_round`` gets
+    the result so far after every round (so an interrupted run leaves its finished rounds)."""
+    from .frameworks import thread_env
+
     threads = threads or os.cpu_count() or 1
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="3")
-    if peak is None:
-        probed = list(GPU_PROBES) if device == "gpu" else ["numpy", *backends]
-        peak = machine_peak(probed, device, precision, threads, list(peak_sizes), env, log)
-    log(_peak_summary(peak))
-    records = []
+    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+    def env(name: str) -> dict:
+        return dict(base, OMP_NUM_THREADS=str(threads)) if name == "numpy" else dict(base, **thread_env(name, threads))
+
+    probed = list(GPU_PROBES) if device == "gpu" else ["numpy", *backends]
+    common = {"device": device, "precision": precision, "threads": threads}
+    probes = {}
+    for name in probed:
+        probes[name] = _Worker("probe", dict(common, framework=name, sizes=list(peak_sizes)), env(name))
+        if "error" in probes[name].setup:
+            log(f"GEMM probe {name}: skipped, {probes[name].setup['error']}")
+    cases = []
     for model in models:
+        spec = get_spec(model, input_size=tuple(input_size) if input_size else None)
         for backend in backends:
             for batch_size in batch_sizes:
-                case = {"backend": backend, "model": model, "batch_size": batch_size}
-                args = dict(case, input_size=input_size, device=device, precision=precision, threads=threads)
-                out = _in_subprocess("case", dict(args, warmup=warmup, repeats=repeats, peer=peer), env)
-                record = dict(case, precision=precision, **out) if "error" in out else derive(out, peak["peak_gflops"])
-                records.append(record)
-                log(_one_line(record))
+                args = dict(common, backend=backend, model=model, batch_size=batch_size, input_size=input_size)
+                ours = _Worker("ours", args, env(backend))
+                book = None
+                if peer and has_peer(model, spec.input_size, device, precision) and "error" not in ours.setup:
+                    if _has_module(backend, "d2l_book"):
+                        book = _Worker("book", args, env(backend))
+                cases.append(_Case(backend, model, batch_size, ours, book))
+                log(_setup_line(cases[-1]))
+    workers: list[tuple[str, object]] = [("probe", name) for name in probes]
+    for i, case in enumerate(cases):
+        workers.append(("ours", i))
+        if case.book is not None:
+            workers.append(("book", i))
+    probe_rounds: list[dict[str, float]] = []
+    for r in range(rounds):
+        measured: dict[str, float] = {}
+        results: dict[tuple[str, int], dict] = {}
+        for k in range(len(workers)):
+            kind, key = workers[(r + k) % len(workers)]
+            if kind == "probe":
+                out = probes[key].round(warmup, repeats)
+                if "error" not in out:
+                    measured.update(out)
+            else:
+                case = cases[key]
+                results[kind, key] = (case.ours if kind == "ours" else case.book).round(warmup, repeats)
+        for i, case in enumerate(cases):
+            ours, book = results.get(("ours", i), {"error": "not run"}), results.get(("book", i), {})
+            if "error" not in ours:
+                case.rounds.append(dict(ours, round=r, **({} if "error" in book else book)))
+        probe_rounds.append(measured)
+        log(f"round {r + 1}/{rounds}: " + _round_line(measured, cases, r))
+        if on_round is not None and r + 1 < rounds:
+            on_round(_result(probed, probes, probe_rounds, cases, common, r + 1, warmup, repeats))
+    for worker in [*probes.values(), *(c.ours for c in cases), *(c.book for c in cases if c.book)]:
+        worker.close()
+    return _result(probed, probes, probe_rounds, cases, common, rounds, warmup, repeats)
+
+
+def _result(probed, probes, probe_rounds, cases, common, rounds, warmup, repeats) -> dict:
+    peaks = [max(measured.values()) if measured else None for measured in probe_rounds]
+    best_peak = max((p for p in peaks if p), default=None)
+    disturbed = [i for i, p in enumerate(peaks) if p and best_peak and p < (1 - DISTURBED) * best_peak]
+    names = list(dict.fromkeys(name for measured in probe_rounds for name in measured))
+    probe_spreads = {name: _spread([m[name] for m in probe_rounds if name in m]) for name in names}
+    best_probe = max(probe_spreads, key=lambda n: probe_spreads[n]["max"]) if probe_spreads else None
     return {
         "machine": machine_description(),
-        "device": device,
-        "precision": precision,
-        **peak,
-        "threads": threads,
-        "records": records,
+        **common,
+        "rounds": rounds,
+        "warmup": warmup,
+        "repeats": repeats,
+        "peak_gflops": best_peak,
+        "peak_probe": best_probe,
+        "peak_probes": {name: s["max"] for name, s in probe_spreads.items()},
+        "probe_rounds": probe_rounds,
+        "round_peaks": peaks,
+        "disturbed_rounds": disturbed,
+        "peak_probe_errors": {name: w.setup["error"] for name, w in probes.items() if "error" in w.setup},
+        "records": [_record(case, common["precision"], peaks) for case in cases],
     }
-
-
-def peak_of(result: dict) -> dict:
-    """The machine-peak part of a ``bench`` result, to hand to another ``bench`` call."""
-    return {key: result[key] for key in ("peak_gflops", "peak_probe", "peak_probes", "peak_probe_errors")}
 
 
 def machine_description() -> str:
@@ -382,52 +499,72 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def _percent(r: dict, key: str) -> str:
-    """A fraction of peak as "85%", or "-" where there is none."""
-    return f"{100 * r[key]:.0f}%" if key in r else "-"
+# -- reports --------------------------------------------------------------------------------------
 
 
-def _one_line(r: dict) -> str:
-    if "error" in r:
-        return f"{r['backend']:>10} {r['model']} b{r['batch_size']}: FAILED {r['error']}"
-    train = (
-        f", train step {r['train_step_s']:.3f} s ({_percent(r, 'peak_fraction')} of peak)"
-        if "train_step_s" in r
-        else ""
-    )
-    return (
-        f"{r['backend']:>10} {r['model']} b{r['batch_size']}: forward {1e3 * r['forward_s']:.1f} ms "
-        f"({_percent(r, 'forward_peak_fraction')} of peak){train}"
-    )
+def _percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
 
 
-def _peak(result: dict) -> str:
-    """ "peak 93 GFLOP/s from the torch GEMM", or that there is none."""
-    if result["peak_probe"] is None:
-        return "no peak: every GEMM probe failed"
-    return f"peak {result['peak_gflops']:.0f} GFLOP/s from the {result['peak_probe']} GEMM"
+def _ratio_cell(record: dict, name: str, fmt: Callable[[float], str]) -> str:
+    """ "median (min–max)" of a per-round ratio, or "-" where there is none."""
+    s = record.get("ratios", {}).get(name)
+    return f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})" if s else "-"
 
 
-def _peak_summary(result: dict) -> str:
-    """The peak, what every GEMM probe measured, and which were skipped."""
-    details = []
-    if result["peak_probes"]:
-        details.append(", ".join(f"{name} {gflops:.0f}" for name, gflops in result["peak_probes"].items()) + " GFLOP/s")
-    if result["peak_probe_errors"]:
-        details.append("skipped: " + ", ".join(result["peak_probe_errors"]))
-    return f"{_peak(result)} ({'; '.join(details)})"
+def _times(record: dict, key: str, scale: float, digits: int) -> str:
+    """ "median (min–max)" of a time, or "-"."""
+    if key not in record:
+        return "-"
+    stem = key.removesuffix("_s")
+    values = (record[key], record[f"{stem}_min_s"], record[f"{stem}_max_s"])
+    median, low, high = (f"{scale * v:.{digits}f}" for v in values)
+    return f"{median} ({low}–{high})"
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}×"
+
+
+def _setup_line(case: _Case) -> str:
+    head = f"{case.backend:>10} {case.model} b{case.batch_size}"
+    if "error" in case.ours.setup:
+        return f"{head}: FAILED {case.ours.setup['error']}"
+    s = case.ours.setup
+    line = f"{head}: first call {s['first_call_s']:.1f} s"
+    if "first_train_step_s" in s:
+        line += f", first step {s['first_train_step_s']:.1f} s"
+    if case.book is not None:
+        line += "; book: " + (f"FAILED {case.book.setup['error']}" if "error" in case.book.setup else "ready")
+    return line
+
+
+def _round_line(measured: dict[str, float], cases: list[_Case], r: int) -> str:
+    peak = f"peak {max(measured.values()):.0f} GFLOP/s" if measured else "no probe"
+    steps = [
+        f"{c.backend} {c.rounds[-1]['train_step_s']:.2f} s"
+        for c in cases
+        if len(c.rounds) > r and "train_step_s" in c.rounds[-1]
+    ]
+    return ", ".join([peak, *steps])
 
 
 def run_heading(result: dict) -> str:
+    probes = ", ".join(f"{name} {gflops:.0f}" for name, gflops in result["peak_probes"].items())
+    skipped = f"; probes skipped: {', '.join(result['peak_probe_errors'])}" if result["peak_probe_errors"] else ""
+    disturbed = ", ".join(str(i + 1) for i in result["disturbed_rounds"]) or "none"
     return (
-        f"{result['machine']}; {result['device']}, {result['precision']}; {_peak_summary(result)}; "
-        f"{result['threads']} threads"
+        f"{result['machine']}; {result['device']}, {result['precision']}, {result['threads']} threads; "
+        f"{result['rounds']} interleaved rounds of {result['warmup']} untimed + {result['repeats']} timed calls "
+        f"per case; best GEMM probe per framework {probes} GFLOP/s{skipped}; "
+        f"disturbed rounds (peak > {DISTURBED:.0%} below the best): {disturbed}"
     )
 
 
 HEADER = (
-    "backend", "model", "batch", "forward ms", "img/s", "fwd % peak", "train step s", "train % peak",
-    "1st call s", "RSS MB", "d2l fwd ms", "d2l step s",
+    "backend", "model", "batch", "forward ms", "fwd % of round peak", "train step s", "train % of round peak",
+    "book fwd ms", "book step s (plain SGD)", "book step s (recipe SGD)", "train vs book (plain)",
+    "train vs book (equal work)", "1st call s", "RSS MB",
 )  # fmt: skip
 
 
@@ -435,37 +572,54 @@ def _rows(result: dict) -> list[tuple]:
     rows = []
     for r in result["records"]:
         if "error" in r:
-            rows.append((r["backend"], r["model"], r["batch_size"], "FAILED: " + r["error"][:50], *[""] * 8))
+            rows.append((r["backend"], r["model"], r["batch_size"], "FAILED: " + r["error"][:60], *[""] * 10))
             continue
         rows.append(
             (
                 r["backend"],
                 r["model"],
                 r["batch_size"],
-                f"{1e3 * r['forward_s']:.1f}",
-                f"{r['images_per_s']:.0f}",
-                _percent(r, "forward_peak_fraction"),
-                f"{r['train_step_s']:.3f}" if "train_step_s" in r else "-",
-                _percent(r, "peak_fraction"),
+                _times(r, "forward_s", 1e3, 0),
+                _ratio_cell(r, "forward_peak_fraction", _percent),
+                _times(r, "train_step_s", 1, 2),
+                _ratio_cell(r, "train_peak_fraction", _percent),
+                _times(r, "book_forward_s", 1e3, 0),
+                _times(r, "book_train_step_s", 1, 2),
+                _times(r, "book_recipe_train_step_s", 1, 2),
+                _ratio_cell(r, "train_vs_book", _x),
+                _ratio_cell(r, "train_vs_book_recipe", _x),
                 f"{r['first_call_s']:.1f}",
-                f"{r['peak_rss_mb']:.0f}",
-                f"{1e3 * r['peer_forward_s']:.1f}" if "peer_forward_s" in r else "-",
-                f"{r['peer_train_step_s']:.3f}" if "peer_train_step_s" in r else "-",
+                f"{max(r['rounds']['peak_rss_mb']):.0f}",
             )
         )
     return rows
 
 
+FOOTNOTE = (
+    "Times: median (min–max) over rounds. Ratios are per round, then median (min–max): "
+    "'% of round peak' is achieved GFLOP/s over the best GEMM probe of the same round; "
+    "'vs book' is the book's step time over ours (> 1: ours is faster); 'equal work' times the "
+    "book's code with the recipe's SGD (momentum and weight decay), as our Trainer does."
+)
+
+
 def bench_text(result: dict) -> str:
-    return run_heading(result) + "\n\n" + text_table(HEADER, _rows(result), right=tuple(range(2, 12)))
+    table = text_table(HEADER, _rows(result), right=tuple(range(2, len(HEADER))))
+    return f"{run_heading(result)}\n\n{table}\n\n{FOOTNOTE}"
 
 
 def bench_markdown(result: dict) -> str:
-    return f"Measured on {run_heading(result)}.\n\n" + markdown_table(HEADER, _rows(result), right=tuple(range(2, 12)))
+    table = markdown_table(HEADER, _rows(result), right=tuple(range(2, len(HEADER))))
+    rounds = ", ".join(f"{p:.0f}" if p else "-" for p in result["round_peaks"])
+    return (
+        f"Measured on {run_heading(result)}.\n\n{table}\n\n{FOOTNOTE}\n\n"
+        f"Peak of each round (GFLOP/s, best probe): {rounds}.\n"
+    )
 
 
 def bench_plot(result: dict, path: str | Path) -> Path:
-    """Bar chart: achieved fraction of peak, forward and training step, per backend/model/batch."""
+    """Two panels per case, each ratio as its per-round points and their median: share of the
+    same round's peak (forward, training step), and the book's step time over ours."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -474,13 +628,26 @@ def bench_plot(result: dict, path: str | Path) -> Path:
     ok = [r for r in result["records"] if "error" not in r]
     labels = [f"{r['backend']}\n{r['model']}\nb{r['batch_size']}" for r in ok]
     xs = np.arange(len(ok))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(ok)), 4.5))
-    ax.bar(xs - 0.2, [100 * r.get("forward_peak_fraction", 0) for r in ok], 0.4, label="forward (eval)")
-    ax.bar(xs + 0.2, [100 * r.get("peak_fraction", 0) for r in ok], 0.4, label="training step")
-    ax.set_xticks(xs, labels, fontsize=8)
-    ax.set_ylabel(f"% of {_peak(result)}")
-    ax.set_title(result["machine"], fontsize=9)
-    ax.legend()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(ok)), 4.5))
+    panels = (
+        (left, (("forward_peak_fraction", "forward"), ("train_peak_fraction", "training step")), 100, "% of the same round's peak"),
+        (right, (("train_vs_book", "vs book, plain SGD"), ("train_vs_book_recipe", "vs book, equal work")), 1, "book step time / ours"),
+    )  # fmt: skip
+    for ax, series, scale, ylabel in panels:
+        for j, (name, label) in enumerate(series):
+            offset = (j - 0.5) * 0.3
+            for x, r in zip(xs, ok, strict=True):
+                if name in r.get("ratios", {}):
+                    values = scale * np.asarray(r["ratios"][name]["rounds"])
+                    ax.scatter(np.full(len(values), x + offset), values, s=12, color=f"C{j}", alpha=0.6)
+                    ax.hlines(np.median(values), x + offset - 0.12, x + offset + 0.12, color=f"C{j}")
+            ax.scatter([], [], color=f"C{j}", label=label)
+        ax.set_xticks(xs, labels, fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    right.axhline(1.2, color="grey", lw=0.8, ls="--")
+    left.axhline(80, color="grey", lw=0.8, ls="--")
+    fig.suptitle(f"{result['machine']}; {result['rounds']} interleaved rounds", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
@@ -488,12 +655,5 @@ def bench_plot(result: dict, path: str | Path) -> Path:
     return path
 
 
-_TASKS = {"case": run_case, "probe": peak_probe}
-
-if __name__ == "__main__":
-    from .errors import NinError
-
-    try:
-        print(json.dumps(_TASKS[sys.argv[1]](**json.loads(sys.argv[2]))))
-    except NinError as e:  # a message for the record, not a traceback
-        sys.exit(str(e))
+if __name__ == "__main__" and sys.argv[1:] == ["worker"]:
+    _serve()

@@ -131,8 +131,9 @@ def _bench(args) -> int:
             _check_input_size(spec, args.input_size)
     result = bench(
         backends, args.models, args.batch_sizes, args.input_size, args.device, args.threads,
-        args.warmup, args.repeats, not args.no_peer, args.precision, args.peak_sizes,
+        args.warmup, args.repeats, not args.no_peer, args.precision, args.peak_sizes, args.rounds,
         log=lambda line: print(line, file=sys.stderr),
+        on_round=lambda partial: _save(partial, args.json, args.markdown, bench_markdown),
     )  # fmt: skip
     print(bench_text(result))
     _save(result, args.json, args.markdown, bench_markdown)
@@ -303,7 +304,7 @@ def _epoch_pictures(args, dataset):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import PEAK_SIZES
+    from .bench import PEAK_SIZES, ROUNDS
     from .frameworks import PRECISIONS, list_backends
     from .zoo import list_models
 
@@ -428,8 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bf16: mixed precision, float32 parameters and bfloat16 arithmetic (torch and jax)",
     )
     p.add_argument("--threads", type=int, help="threads for every framework (default: all cores)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"interleaved rounds, every case once per round (default {ROUNDS})"
+    )
+    p.add_argument("--repeats", type=int, default=2, help="timed calls per case per round (their median counts)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls per case per round")
     p.add_argument("--no-peer", action="store_true", help="skip the d2l book's code")
     p.add_argument(
         "--peak-sizes",

@@ -1,7 +1,7 @@
 """``nin compare``: the four frameworks and onnxruntime side by side on one model.
 
 One row per backend: framework and version, parameter count from the framework's own list,
-output shape, max|Δ| of the logits against the NumPy oracle (same canonical weights), build
+output shape, the relative error of the logits against the NumPy oracle (same canonical weights), build
 time (construction + loading the weights) and first-call time (tracing / compilation), and
 the median eval-mode forward latency over ``repeats`` calls.  Backends that are not installed
 appear with the reason.  Every framework gets the same thread count.
@@ -13,7 +13,6 @@ import os
 import statistics
 import time
 
-from .bench import set_framework_threads
 from .conformance import FORWARD_RTOL, max_rel_error, sample_batch
 from .shapes import param_count
 from .tables import text_table
@@ -36,7 +35,7 @@ def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_siz
             rows.append({"backend": name, "status": "unavailable", "reason": str(e)})
     threads = os.cpu_count() or 1
     for name in adapters:  # after every import: importing MXNet drops PyTorch to one thread
-        set_framework_threads(name, threads)
+        adapters[name].set_threads(threads)
     x = sample_batch(spec, batch_size)
     ref_logits, _ = reference.forward(spec, init_weights(spec, 0), x)
     for name, adapter in adapters.items():
@@ -57,7 +56,7 @@ def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_siz
                 status="ok",
                 params=adapter.param_count(net),
                 output_shape=list(logits.shape),
-                max_abs_diff=max_rel_error(logits, ref_logits),
+                max_rel_error=max_rel_error(logits, ref_logits),
                 forward_s=statistics.median(times),
             )
         except Exception as e:  # one broken backend must not hide the others
@@ -89,11 +88,11 @@ def compare_text(result: dict) -> str:
                 r["framework"],
                 f"{r['params']:,}",
                 "×".join(map(str, r["output_shape"])),
-                f"{r['max_abs_diff']:.1e}",
+                f"{r['max_rel_error']:.1e}",
                 f"{r['build_s']:.2f}",
                 f"{r['first_call_s']:.2f}",
                 f"{1e3 * r['forward_s']:.0f}",
-                "ok" if r["params"] == result["spec_params"] and r["max_abs_diff"] <= FORWARD_RTOL else "MISMATCH",
+                "ok" if r["params"] == result["spec_params"] and r["max_rel_error"] <= FORWARD_RTOL else "MISMATCH",
             )
         )
     header = (
@@ -101,7 +100,7 @@ def compare_text(result: dict) -> str:
         "framework",
         "params",
         "output",
-        "max|Δ| vs ref",
+        "rel. error vs ref",
         "build s",
         "1st call s",
         "forward ms",
@@ -111,5 +110,5 @@ def compare_text(result: dict) -> str:
         f"{result['model']}: batch {result['batch_size']}, {result['threads']} threads, "
         f"median of {result['repeats']} eval forwards; spec params {result['spec_params']:,}"
     )
-    foot = f"max|Δ| is max|logits − NumPy reference| / max|reference| with the same canonical weights (pass ≤ {FORWARD_RTOL:.0e})."
+    foot = f"rel. error is max|logits − NumPy reference| / max|reference| with the same canonical weights (pass ≤ {FORWARD_RTOL:.0e})."
     return "\n".join([head, "", text_table(header, table, right=(2, 4, 5, 6, 7)), "", foot])

@@ -44,6 +44,11 @@ CONTRACT: dict[str, str] = {
     "framework_version": "adapter",
     "gpu_available": "adapter",
     "Trainer": "train",
+    "set_threads": "adapter",
+    "gemm_probe": "adapter",
+    "device_peak_mb": "adapter",
+    "device_name": "adapter",
+    "synchronize": "adapter",
     "FORMATS": "export",
     "export_model": "export",
     "run_exported": "export",
@@ -91,6 +96,22 @@ _EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
     "tensorflow": ("savedmodel",),
     "jax": ("stablehlo",),
     "mxnet": ("gluon",),
+}
+
+# backend name -> the environment variables that size its thread pools, which each framework
+# reads once, when it is imported or creates its CPU runtime: ``thread_env`` hands them to a
+# process before that happens, the backend's ``set_threads`` covers what can change later.
+_THREAD_ENV: dict[str, tuple[str, ...]] = {
+    "torch": ("OMP_NUM_THREADS", "MKL_NUM_THREADS"),
+    # TensorFlow's own pools (tensorflow/core/common_runtime/process_util.cc); oneDNN uses OpenMP
+    "tensorflow": ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"),
+    # XLA's CPU client sizes its Eigen pool from NPROC (xla/pjrt/utils.cc, DefaultThreadPoolSize)
+    "jax": ("OMP_NUM_THREADS", "NPROC"),
+    # oneDNN kernels use OpenMP; MXNET_CPU_WORKER_NTHREADS (engine workers running operators
+    # side by side) stays at its default 1, so n OpenMP threads are n threads, not 1 + n·workers
+    "mxnet": ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS"),
+    # an InferenceSession's intra-op pool (the adapter reads it when it creates a session)
+    "onnxruntime": ("OMP_NUM_THREADS",),
 }
 
 
@@ -177,6 +198,14 @@ def check_precision(backend: str, precision: str) -> str:
             f"{', '.join(_PRECISIONS[backend])} (use precision='float32')"
         )
     return precision
+
+
+def thread_env(name: str, threads: int) -> dict[str, str]:
+    """The environment variables that give backend ``name`` ``threads`` threads, for a process
+    that has not imported its framework yet (no framework is imported here)."""
+    if name not in _THREAD_ENV:
+        raise UnknownNameError(f"unknown backend {name!r}; known backends: {', '.join(_THREAD_ENV)}")
+    return dict.fromkeys(_THREAD_ENV[name], str(threads))
 
 
 def get_backend(name: str) -> ModuleType:

@@ -12,7 +12,7 @@ import pytest
 from conftest import backend_or_skip, selected_backends
 
 import nin
-from nin.bench import GPU_PROBES, machine_peak
+from nin.bench import GPU_PROBES, gemm_gflops
 from nin.frameworks import backend_precisions
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -32,8 +32,8 @@ def test_compare_table_and_json(tmp_path):
             continue
         assert row["status"] == "ok", row
         assert row["params"] == nin.param_count(nin.get_spec("nin_tiny"))
-        assert row["output_shape"] == [8, 10] and row["max_abs_diff"] <= 1e-4
-    assert "max|Δ| vs ref" in out.stdout
+        assert row["output_shape"] == [8, 10] and row["max_rel_error"] <= 1e-4
+    assert "rel. error vs ref" in out.stdout
 
 
 def test_compare_reports_an_unavailable_backend(monkeypatch):
@@ -79,35 +79,85 @@ QUICK_PEAK = ("--peak-sizes", "256")
 
 
 def test_bench_record(tmp_path):
+    """Two interleaved rounds: every time per round, its median and min–max, and the share of
+    the same round's peak recomputed here from the spec's MACs."""
     backend = selected_backends()[0]
     out = _nin(
-        "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--repeats", "1",
-        "--warmup", "0", "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md"),
+        "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--rounds", "2",
+        "--repeats", "1", "--warmup", "0", "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md"),
         "--plot", str(tmp_path / "b.png"), *QUICK_PEAK,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((tmp_path / "b.json").read_text())
     assert set(result["peak_probes"]) == {"numpy", backend}, result["peak_probe_errors"]
+    assert len(result["probe_rounds"]) == len(result["round_peaks"]) == 2
+    for measured, peak in zip(result["probe_rounds"], result["round_peaks"], strict=True):
+        assert set(measured) == {"numpy", backend} and peak == max(measured.values()) > 0
+    assert result["peak_gflops"] == max(result["round_peaks"]) == max(result["peak_probes"].values())
     assert result["peak_probe"] == max(result["peak_probes"], key=result["peak_probes"].get)
-    assert result["peak_gflops"] == result["peak_probes"][result["peak_probe"]] > 0
-    named = f"from the {result['peak_probe']} GEMM"
-    assert named in out.stdout and named in (tmp_path / "b.md").read_text()
     (record,) = result["records"]
-    assert record["precision"] == "float32" and record["peak_gflops"] == result["peak_gflops"]
-    for key in (
-        "peak_gflops",
-        "forward_s",
-        "train_step_s",
-        "train_gflops",
-        "peak_fraction",
-        "first_call_s",
-        "peak_rss_mb",
-    ):
-        assert record[key] > 0, key
-    assert record["train_gflops"] == pytest.approx(
-        3 * 2 * 2 * nin.mac_count(nin.get_spec("nin_tiny")) / record["train_step_s"] / 1e9
+    steps = record["rounds"]["train_step_s"]
+    assert len(steps) == len(record["rounds"]["forward_s"]) == 2 and min(steps) > 0
+    assert (
+        record["train_step_min_s"] == min(steps) <= record["train_step_s"] <= max(steps) == record["train_step_max_s"]
     )
+    flops = 3 * 2 * 2 * nin.mac_count(nin.get_spec("nin_tiny"))
+    expected = [flops / s / 1e9 / peak for s, peak in zip(steps, result["round_peaks"], strict=True)]
+    assert record["ratios"]["train_peak_fraction"]["rounds"] == pytest.approx(expected)
+    assert record["first_call_s"] > 0 and record["first_train_step_s"] > 0
+    assert "interleaved rounds" in (tmp_path / "b.md").read_text()
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_book_peer_equal_work(tmp_path):
+    """nin_d2l has the d2l book's code as a peer: its step with plain SGD and with the recipe's,
+    each round, and the ratios are the book's time over ours, round by round."""
+    backend_or_skip("torch")
+    out = _nin(
+        "bench", "--backends", "torch", "--models", "nin_d2l", "--batch-sizes", "1", "--rounds", "2",
+        "--repeats", "1", "--warmup", "0", "--json", str(tmp_path / "b.json"), *QUICK_PEAK,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    (record,) = json.loads((tmp_path / "b.json").read_text())["records"]
+    rounds, ratios = record["rounds"], record["ratios"]
+    for book, ratio in (("book_train_step_s", "train_vs_book"), ("book_recipe_train_step_s", "train_vs_book_recipe")):
+        expected = [b / s for b, s in zip(rounds[book], rounds["train_step_s"], strict=True)]
+        assert len(expected) == 2 and ratios[ratio]["rounds"] == pytest.approx(expected)
+        assert ratios[ratio]["min"] <= ratios[ratio]["median"] <= ratios[ratio]["max"]
+
+
+def test_disturbed_rounds_and_per_round_ratios():
+    """A round whose best probe is more than 20 % below the best round's is flagged; every
+    ratio divides by its own round's peak (numbers worked out by hand)."""
+    from nin.bench import _Case, _result
+
+    class Done:  # a finished worker, as _result sees it
+        error = None
+
+        def __init__(self, setup):
+            self.setup = setup
+
+    setup = {
+        "framework": "x 1",
+        "device_name": "cpu",
+        "input_size": [8, 8],
+        "macs_per_example": 10**9,
+        "first_call_s": 1.0,
+    }
+    rounds = [
+        {"round": i, "forward_s": 0.2, "train_step_s": t, "peak_rss_mb": 1.0} for i, t in enumerate((1.0, 1.5, 2.0))
+    ]
+    case = _Case("torch", "nin_tiny", 1, Done(setup), None, rounds)
+    probes = [{"numpy": 100.0, "torch": 80.0}, {"numpy": 79.0}, {"numpy": 81.0, "torch": 10.0}]
+    common = {"device": "cpu", "precision": "float32", "threads": 2}
+    result = _result(["numpy", "torch"], {}, probes, [case], common, 3, 0, 1)
+    assert result["round_peaks"] == [100.0, 79.0, 81.0] and result["disturbed_rounds"] == [1]
+    assert result["peak_probes"] == {"numpy": 100.0, "torch": 80.0} and result["peak_probe"] == "numpy"
+    (record,) = result["records"]
+    # 6 GFLOP per step: 6 / 1.0 / 100, 6 / 1.5 / 79, 6 / 2.0 / 81
+    assert record["ratios"]["train_peak_fraction"]["rounds"] == pytest.approx([0.06, 4 / 79, 3 / 81])
+    assert record["ratios"]["forward_peak_fraction"]["rounds"] == pytest.approx([0.1, 10 / 79, 10 / 81])
+    assert (record["train_step_s"], record["train_step_min_s"], record["train_step_max_s"]) == (1.5, 1.0, 2.0)
 
 
 @pytest.mark.parametrize("backend", selected_backends())
@@ -116,7 +166,7 @@ def test_bench_bf16(tmp_path, backend):
     jax); elsewhere the case is an error record and the run exits 1, without a traceback."""
     backend_or_skip(backend)
     out = _nin(
-        "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--precision", "bf16",
+        "bench", "--backends", backend, "--models", "nin_tiny", "--batch-sizes", "2", "--precision", "bf16", "--rounds", "1", "--repeats", "1",
         "--json", str(tmp_path / "b.json"), *QUICK_PEAK,
     )  # fmt: skip
     result = json.loads((tmp_path / "b.json").read_text())
@@ -134,7 +184,7 @@ def test_bench_on_a_missing_gpu_is_one_clear_line_per_case(tmp_path):
     if backend_or_skip("torch").gpu_available():
         pytest.skip("torch sees a GPU: this test is for machines without one")
     out = _nin(
-        "bench", "--backends", "torch", "--models", "nin_tiny", "--batch-sizes", "2", "4", "--device", "gpu",
+        "bench", "--backends", "torch", "--models", "nin_tiny", "--batch-sizes", "2", "4", "--device", "gpu", "--rounds", "1",
         "--json", str(tmp_path / "b.json"),
     )  # fmt: skip
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
@@ -150,9 +200,8 @@ def test_bench_on_a_missing_gpu_is_one_clear_line_per_case(tmp_path):
 def test_gpu_gemm_probe(framework):
     if not backend_or_skip(framework).gpu_available():
         pytest.skip(f"no GPU visible to {framework}")
-    peak = machine_peak([framework], "gpu", "bf16", os.cpu_count() or 1, [4096], ENV, log=lambda line: None)
-    probes = peak["peak_probes"]
-    assert set(probes) == {framework, f"{framework} bf16"}, peak["peak_probe_errors"]
+    probes = gemm_gflops(framework, "gpu", "bf16", sizes=[4096])
+    assert set(probes) == {framework, f"{framework} bf16"}, probes
     # tensor cores: a bfloat16 GEMM outruns a float32 one (TF32 off) several times on any recent GPU
     assert probes[f"{framework} bf16"] > probes[framework] > 0, probes
 

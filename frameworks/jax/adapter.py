@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass, field
 
 import flax
@@ -250,3 +251,42 @@ def gpu_available() -> bool:
         return bool(jax.devices("gpu"))
     except RuntimeError:
         return False
+
+
+# -- host hooks: what framework-free code (nin.bench, nin.compare) asks of the framework -----------
+
+
+def set_threads(threads: int) -> None:
+    """Size XLA's CPU thread pool: XLA reads ``NPROC`` once, when JAX creates its CPU client
+    (the first computation), so this works only before that; later calls change nothing.
+    A new process gets it from ``nin.frameworks.thread_env``."""
+    os.environ["NPROC"] = str(threads)
+
+
+def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "float32"):
+    """A call computing ``a @ b`` with a jitted ``jnp.dot`` in ``dtype`` ("float32" or "bf16")
+    on ``device``, waiting for the product; float32 at ``Precision.HIGHEST``, as the model
+    computes (no TF32 on a GPU)."""
+    place = _device(device)
+    ja, jb = (jax.device_put(m.astype({"float32": jnp.float32, "bf16": jnp.bfloat16}[dtype]), place) for m in (a, b))
+    product = jax.jit(functools.partial(jnp.dot, precision=lax.Precision.HIGHEST if dtype == "float32" else None))
+    return lambda: product(ja, jb).block_until_ready()
+
+
+def device_peak_mb(device: str) -> float | None:
+    """The most device memory this process has held, in MiB (None on the CPU, where the
+    process's peak RSS says it)."""
+    if device != "gpu":
+        return None
+    return (_device(device).memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20
+
+
+def device_name(device: str) -> str:
+    """What ``device`` is on this machine, e.g. "NVIDIA H200" (the CPU: "cpu")."""
+    return _device(device).device_kind if device == "gpu" else "cpu"
+
+
+def synchronize() -> None:
+    """Wait for every computation this process has dispatched (``jax.effects_barrier``); the
+    suite's own calls already end in a host array or ``block_until_ready``."""
+    jax.effects_barrier()

@@ -78,16 +78,21 @@ def forward(built, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.apply({"params": params}, jax.numpy.asarray(x.transpose(0, 2, 3, 1))))
 
 
-def make_train_step(built, lr: float = 0.05):
+def make_train_step(built, lr: float = 0.05, momentum: float = 0.0, weight_decay: float = 0.0):
     """The book's training step (``d2l.Trainer.fit_epoch``, JAX tab): a ``jax.jit``-compiled
     loss differentiated with ``jax.value_and_grad``, then ``TrainState.apply_gradients`` with
-    ``optax.sgd`` outside the jit, and a fresh dropout key per step."""
+    ``optax.sgd`` outside the jit, and a fresh dropout key per step; the book's plain SGD
+    unless ``momentum`` or ``weight_decay`` is given (``optax.add_decayed_weights`` before a
+    momentum ``optax.sgd``: the recipe's SGD, for an equal-work comparison)."""
     import optax
     from flax.training import train_state
 
     module, params = built
     training = module.clone(training=True)
-    state = {"s": train_state.TrainState.create(apply_fn=training.apply, params=params, tx=optax.sgd(lr))}
+    tx = optax.sgd(lr, momentum=momentum or None)
+    if weight_decay:
+        tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
+    state = {"s": train_state.TrainState.create(apply_fn=training.apply, params=params, tx=tx)}
     key = {"k": jax.random.PRNGKey(0)}
 
     @jax.jit

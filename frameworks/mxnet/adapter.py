@@ -10,6 +10,7 @@ its own cached graph.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterator
 
 import mxnet as mx
@@ -154,3 +155,44 @@ def framework_version() -> str:
 
 def gpu_available() -> bool:
     return mx.context.num_gpus() > 0
+
+
+# -- host hooks: what framework-free code (nin.bench, nin.compare) asks of the framework -----------
+
+
+def set_threads(threads: int) -> None:
+    """Give MXNet's OpenMP (oneDNN) kernels ``threads`` threads, as ``OMP_NUM_THREADS`` does
+    before import (``MXSetNumOMPThreads``, MXNet's C API: its Python package wraps no setter)."""
+    mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
+
+
+def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "float32"):
+    """A call computing ``a @ b`` with ``mx.nd.dot`` on ``device`` and waiting for it; float32
+    only (``check_precision``)."""
+    check_precision("mxnet", dtype)
+    ctx = _context(device)
+    ma, mb = (mx.nd.array(m, ctx=ctx) for m in (a, b))
+
+    def product() -> None:
+        mx.nd.dot(ma, mb).wait_to_read()
+
+    return product
+
+
+def device_peak_mb(device: str) -> float | None:
+    """None: MXNet 1.9 reports a GPU's free and total memory, not this process's peak (on the
+    CPU the process's peak RSS says it)."""
+    return None
+
+
+def device_name(device: str) -> str:
+    """What ``device`` is on this machine: MXNet names GPUs by index only ("gpu(0)"; the CPU:
+    "cpu")."""
+    return str(_context(device)) if device == "gpu" else "cpu"
+
+
+def synchronize() -> None:
+    """Wait for every operation MXNet's engine has queued (``mx.nd.waitall``).  MXNet runs
+    operators asynchronously: a training step that returns its loss (``asscalar``) has waited
+    for the forward only, and its backward and update would run on into whatever is timed next."""
+    mx.nd.waitall()

@@ -66,12 +66,15 @@ def forward(model: NiN, x: np.ndarray) -> np.ndarray:
     return model(nd.array(x)).asnumpy()
 
 
-def make_train_step(model: NiN, lr: float = 0.05):
+def make_train_step(model: NiN, lr: float = 0.05, momentum: float = 0.0, weight_decay: float = 0.0):
     """The book's training step (``d2l.Trainer.fit_epoch``, MXNet tab): ``autograd.record``,
-    ``loss.backward()``, ``gluon.Trainer.step`` — no hybridization, as in the chapter."""
+    ``loss.backward()``, ``gluon.Trainer.step`` — no hybridization, as in the chapter; the
+    book's plain SGD unless ``momentum`` or ``weight_decay`` is given (Gluon's ``sgd`` with
+    them: the recipe's SGD, for an equal-work comparison)."""
     from mxnet import autograd, gluon
 
-    trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": lr})
+    options = {"learning_rate": lr, "momentum": momentum, "wd": weight_decay}
+    trainer = gluon.Trainer(model.collect_params(), "sgd", options)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
     def step(x: np.ndarray, y: np.ndarray) -> float:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from .adapter import (
     OnnxNiN,
     build,
+    device_name,
+    device_peak_mb,
     export_state,
     forward,
     framework_version,
@@ -16,11 +18,15 @@ from .adapter import (
     load_state,
     loss_and_grads,
     param_count,
+    set_threads,
+    synchronize,
 )
 
 __all__ = [
     "OnnxNiN",
     "build",
+    "device_name",
+    "device_peak_mb",
     "export_state",
     "forward",
     "framework_version",
@@ -29,4 +35,6 @@ __all__ = [
     "load_state",
     "loss_and_grads",
     "param_count",
+    "set_threads",
+    "synchronize",
 ]

@@ -46,7 +46,7 @@ class OnnxNiN:
                     spec, nin_onnx.load_weights(self.model, self.spec), intermediates=intermediates
                 )
             options = ort.SessionOptions()
-            options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", 0) or 0)
+            options.intra_op_num_threads = _threads or int(os.environ.get("OMP_NUM_THREADS", 0) or 0)
             options.log_severity_level = 3
             self._sessions[key] = ort.InferenceSession(
                 model.SerializeToString(), options, providers=["CPUExecutionProvider"]
@@ -124,3 +124,29 @@ def framework_version() -> str:
 def gpu_available() -> bool:
     """False: this backend uses onnxruntime's CPU execution provider only."""
     return False
+
+
+# -- host hooks (frameworks/README.md): onnxruntime sizes its thread pool per session -----------------
+
+_threads = 0  # 0: onnxruntime's default (all cores), or OMP_NUM_THREADS where set
+
+
+def set_threads(n: int) -> None:
+    """Threads for the sessions created from now on (``intra_op_num_threads``)."""
+    global _threads
+    _threads = int(n)
+
+
+def synchronize() -> None:
+    """Nothing to wait for: ``InferenceSession.run`` returns finished host arrays."""
+
+
+def device_peak_mb(device: str = "cpu") -> None:
+    """``None``: this runtime runs on the CPU only, where the peak RSS says it."""
+    return None
+
+
+def device_name(device: str = "cpu") -> str:
+    if device != "cpu":
+        raise nin.BackendUnavailable(f"the onnxruntime backend runs on the CPU only; got device={device!r}")
+    return "cpu"

@@ -236,3 +236,49 @@ def _slots(model: NiN) -> dict[str, tuple[keras.Variable, tuple[int, ...] | None
             slots["head.weight"] = (dense.kernel, nin.shapes.head_input_shape(model.spec))
             slots["head.bias"] = (dense.bias, None)
     return slots
+
+
+# -- host hooks: what framework-free code (nin.bench, nin.compare) asks of the framework -----------
+
+
+def set_threads(threads: int) -> None:
+    """Size TensorFlow's intra- and inter-op pools.  TensorFlow fixes them when its runtime
+    starts (the first op); after that this changes nothing, and a new process gets them from
+    ``nin.frameworks.thread_env`` instead."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # the runtime has started: its pools stay as they are
+        pass
+
+
+def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "float32"):
+    """A call computing ``a @ b`` with ``tf.linalg.matmul`` on ``device`` and copying the
+    product to the host; float32 only (``check_precision``), TF32 off as ``build`` sets it."""
+    check_precision("tensorflow", dtype)
+    with tf.device(_placement(device)):
+        ta, tb = tf.constant(a), tf.constant(b)
+    return lambda: tf.linalg.matmul(ta, tb).numpy()
+
+
+def device_peak_mb(device: str) -> float | None:
+    """The most device memory this process has held, in MiB (None on the CPU, where the
+    process's peak RSS says it)."""
+    if device != "gpu":
+        return None
+    return tf.config.experimental.get_memory_info(_placement(device).lstrip("/"))["peak"] / 2**20
+
+
+def device_name(device: str) -> str:
+    """What ``device`` is on this machine, e.g. "NVIDIA H200" (the CPU: "cpu")."""
+    if device != "gpu":
+        return "cpu"
+    _placement(device)
+    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+    return details.get("device_name", "gpu")
+
+
+def synchronize() -> None:
+    """Wait for every computation this process has queued (``tf.test.experimental.sync_devices``:
+    eager TensorFlow on the CPU has none left; on a GPU its kernels may still run)."""
+    tf.test.experimental.sync_devices()

@@ -65,10 +65,12 @@ def forward(model: NiN, x: np.ndarray) -> np.ndarray:
     return model(tf.constant(x.transpose(0, 2, 3, 1)), training=False).numpy()
 
 
-def make_train_step(model: NiN, lr: float = 0.05):
+def make_train_step(model: NiN, lr: float = 0.05, momentum: float = 0.0, weight_decay: float = 0.0):
     """The book's training step (``d2l.Trainer.fit_epoch``, TensorFlow tab): an eager
-    ``GradientTape`` over ``training_step`` and ``optimizer.apply_gradients``."""
-    optim = tf.keras.optimizers.SGD(lr)
+    ``GradientTape`` over ``training_step`` and ``optimizer.apply_gradients``; the book's
+    plain SGD unless ``momentum`` or ``weight_decay`` is given (Keras' SGD with them, for an
+    equal-work comparison: its weight decay is decoupled, the same work per step)."""
+    optim = tf.keras.optimizers.SGD(lr, momentum=momentum, weight_decay=weight_decay or None)
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def step(x: np.ndarray, y: np.ndarray) -> float:

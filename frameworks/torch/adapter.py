@@ -169,3 +169,44 @@ def framework_version() -> str:
 
 def gpu_available() -> bool:
     return torch.cuda.is_available()
+
+
+# -- host hooks: what framework-free code (nin.bench, nin.compare) asks of the framework -----------
+
+
+def set_threads(threads: int) -> None:
+    """Give torch's intra-op pool ``threads`` threads (importing MXNet in the same process
+    drops it to one, so callers set it after every import)."""
+    torch.set_num_threads(threads)
+
+
+def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "float32"):
+    """A call computing ``a @ b`` with ``torch.mm`` in ``dtype`` ("float32" or "bf16") on
+    ``device``, waiting for the product; the device set up as ``build`` does (TF32 off)."""
+    place = _device(device)
+    ta, tb = (torch.from_numpy(m).to(place, {"float32": torch.float32, "bf16": torch.bfloat16}[dtype]) for m in (a, b))
+
+    def product() -> None:
+        torch.mm(ta, tb)
+        if place.type == "cuda":
+            torch.cuda.synchronize()
+
+    return product
+
+
+def device_peak_mb(device: str) -> float | None:
+    """The most device memory this process has held for tensors, in MiB (None on the CPU,
+    where the process's peak RSS says it)."""
+    return torch.cuda.max_memory_allocated() / 2**20 if device == "gpu" else None
+
+
+def device_name(device: str) -> str:
+    """What ``device`` is on this machine, e.g. "NVIDIA H200" (the CPU: "cpu")."""
+    return torch.cuda.get_device_name(_device(device)) if device == "gpu" else "cpu"
+
+
+def synchronize() -> None:
+    """Wait for every computation this process has queued: on the CPU PyTorch runs each op
+    before returning, so only a GPU's queue is waited for."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()

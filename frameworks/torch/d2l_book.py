@@ -77,10 +77,11 @@ def forward(model: NiN, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).numpy()
 
 
-def make_train_step(model: NiN, lr: float = 0.05):
+def make_train_step(model: NiN, lr: float = 0.05, momentum: float = 0.0, weight_decay: float = 0.0):
     """The book's training step (``d2l.Trainer.fit_epoch``): cross-entropy, ``zero_grad``,
-    ``backward``, ``torch.optim.SGD.step``."""
-    optim = torch.optim.SGD(model.parameters(), lr=lr)
+    ``backward``, ``torch.optim.SGD.step``; the book's plain SGD unless ``momentum`` or
+    ``weight_decay`` is given (the recipe's SGD, for an equal-work comparison)."""
+    optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
 
     def step(x: np.ndarray, y: np.ndarray) -> float:
