@@ -170,7 +170,7 @@ def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "
     """A call computing ``a @ b`` with ``mx.nd.dot`` on ``device`` and waiting for it; float32
     only (``check_precision``)."""
     check_precision("mxnet", dtype)
-    ctx = _context(device)
+    ctx = _device(device)
     ma, mb = (mx.nd.array(m, ctx=ctx) for m in (a, b))
 
     def product() -> None:
@@ -188,7 +188,7 @@ def device_peak_mb(device: str) -> float | None:
 def device_name(device: str) -> str:
     """What ``device`` is on this machine: MXNet names GPUs by index only ("gpu(0)"; the CPU:
     "cpu")."""
-    return str(_context(device)) if device == "gpu" else "cpu"
+    return str(_device(device)) if device == "gpu" else "cpu"
 
 
 def synchronize() -> None:

@@ -256,7 +256,7 @@ def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "
     """A call computing ``a @ b`` with ``tf.linalg.matmul`` on ``device`` and copying the
     product to the host; float32 only (``check_precision``), TF32 off as ``build`` sets it."""
     check_precision("tensorflow", dtype)
-    with tf.device(_placement(device)):
+    with tf.device(_device(device)):
         ta, tb = tf.constant(a), tf.constant(b)
     return lambda: tf.linalg.matmul(ta, tb).numpy()
 
@@ -266,14 +266,14 @@ def device_peak_mb(device: str) -> float | None:
     process's peak RSS says it)."""
     if device != "gpu":
         return None
-    return tf.config.experimental.get_memory_info(_placement(device).lstrip("/"))["peak"] / 2**20
+    return tf.config.experimental.get_memory_info(_device(device).lstrip("/"))["peak"] / 2**20
 
 
 def device_name(device: str) -> str:
     """What ``device`` is on this machine, e.g. "NVIDIA H200" (the CPU: "cpu")."""
     if device != "gpu":
         return "cpu"
-    _placement(device)
+    _device(device)
     details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
     return details.get("device_name", "gpu")
 
