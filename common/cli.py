@@ -1,7 +1,7 @@
 """The ``nin`` command: a thin front over the library.
 
 nin summary MODEL [--input-size H W] [--num-classes K] [--backend NAME] [--json]
-nin compare [MODEL] [--backends ...] [--json F]
+nin compare [MODEL] [--backends ...] [--device cpu|gpu] [--json F]
 nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
 nin models
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
@@ -29,11 +29,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} -h)\n")
 
 
-def _check_backends(names: list[str] | None, extra: tuple[str, ...] = ()) -> None:
-    """Reject unknown backend names before anything is imported or run."""
-    from .frameworks import list_backends
+def _check_backends(names: list[str] | None, extra: tuple[str, ...] = (), runtimes: bool = False) -> None:
+    """Reject unknown backend names before anything is imported or run; ``runtimes`` admits the
+    inference-only runtimes (onnxruntime) too, for the commands that only run forward passes."""
+    from .frameworks import list_backends, list_runtimes
 
-    known = [*extra, *list_backends()]
+    known = [*extra, *(list_runtimes() if runtimes else list_backends())]
     for name in names or []:
         if name not in known:
             raise NinError(f"unknown backend {name!r}; known backends: {', '.join(known)}")
@@ -100,8 +101,8 @@ def _compare(args) -> int:
     from .compare import compare, compare_text
 
     _check_models([args.model])
-    _check_backends(args.backends)
-    result = compare(args.model, args.backends, batch_size=args.batch_size, repeats=args.repeats)
+    _check_backends(args.backends, runtimes=True)
+    result = compare(args.model, args.backends, batch_size=args.batch_size, repeats=args.repeats, device=args.device)
     print(compare_text(result))
     _save(result, args.json)
     return 0 if all(r["status"] in ("ok", "unavailable") for r in result["rows"]) else 1
@@ -111,7 +112,7 @@ def _conformance(args) -> int:
     from .conformance import conformance_markdown, conformance_text, run_matrix
 
     _check_models(args.models or [])
-    _check_backends(args.backends)
+    _check_backends(args.backends, runtimes=True)
     result = run_matrix(args.backends, args.models)
     print(conformance_text(result))
     _save(result, args.json, args.markdown, conformance_markdown)
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", nargs="+", default=None, metavar="NAME")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     p.add_argument("--json", metavar="FILE")
     p.set_defaults(run=_compare)
 

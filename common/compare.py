@@ -4,7 +4,8 @@ One row per backend: framework and version, parameter count from the framework's
 output shape, the relative error of the logits against the NumPy oracle (same canonical weights), build
 time (construction + loading the weights) and first-call time (tracing / compilation), and
 the median eval-mode forward latency over ``repeats`` calls.  Backends that are not installed
-appear with the reason.  Every framework gets the same thread count.
+appear with the reason.  Every framework gets the same thread count.  ``device="gpu"`` runs
+every backend on its CUDA device (TF32 off, as ``build`` sets it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from .weights import init_weights
 from .zoo import get_spec
 
 
-def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_size: int = 8, repeats: int = 5) -> dict:
+def compare(
+    model: str = "nin_d2l",
+    backends: list[str] | None = None,
+    batch_size: int = 8,
+    repeats: int = 5,
+    device: str = "cpu",
+) -> dict:
+    """The side-by-side table's data: one row per backend on ``device`` ("cpu" or "gpu"; a
+    backend that cannot place the model there reports its reason as an error row)."""
     from . import reference
     from .errors import NinError
     from .frameworks import get_backend, list_runtimes
@@ -42,7 +51,8 @@ def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_siz
         row = {"backend": name, "framework": adapter.framework_version()}
         try:
             start = time.perf_counter()
-            net = adapter.build(spec, seed=0)
+            net = adapter.build(spec, seed=0, device=device)
+            row["device"] = adapter.device_name(device)
             row["build_s"] = time.perf_counter() - start
             start = time.perf_counter()
             logits = adapter.forward(net, x)
@@ -68,6 +78,7 @@ def compare(model: str = "nin_d2l", backends: list[str] | None = None, batch_siz
         "model": model,
         "spec_params": param_count(spec),
         "batch_size": batch_size,
+        "device": device,
         "threads": threads,
         "repeats": repeats,
         "rows": rows,
@@ -107,7 +118,7 @@ def compare_text(result: dict) -> str:
         "status",
     )
     head = (
-        f"{result['model']}: batch {result['batch_size']}, {result['threads']} threads, "
+        f"{result['model']}: batch {result['batch_size']} on the {result['device'].upper()}, {result['threads']} threads, "
         f"median of {result['repeats']} eval forwards; spec params {result['spec_params']:,}"
     )
     foot = f"rel. error is max|logits − NumPy reference| / max|reference| with the same canonical weights (pass ≤ {FORWARD_RTOL:.0e})."
