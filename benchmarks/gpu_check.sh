@@ -12,7 +12,7 @@
 # Writes into OUTDIR: env.txt, tests.log + tests.xml (the `gpu`-marked tests: forward, every intermediate,
 # gradients and K SGD steps of torch and JAX on CUDA against the oracle, TF32 off), compare.{txt,json}
 # (`nin compare --device gpu`), bench-{float32,bf16}.{txt,json,md} (`nin bench --device gpu` on nin_d2l at
-# batch 32, 128 and 256), distributed.log (data-parallel training, world size 1 on CUDA), summary.md.
+# batch 32, 128 and 256), distributed-{torch,jax}.log (data-parallel training, world size 1 on CUDA), summary.md.
 # Every step has its own time limit; the whole check is sized to finish within 8 minutes on one H200.
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUTDIR}
@@ -70,26 +70,31 @@ if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.
 fi
 "$PY" -c "import nin, nin.frameworks as f; print('nin', nin.__version__, 'from', nin.__file__, '| backends here:', f.available_backends())" | tee -a "$out/env.txt" >&2
 
-nin() { "$PY" -m nin.cli "$@"; }
+nin=("$PY" -m nin.cli)  # an array, not a function: `timeout` runs programs only
 
 step "gpu tests (torch, jax on CUDA vs the NumPy oracle)" 240 "$out/tests.log" \
     "$PY" -m pytest -q -p no:cacheprovider -m gpu -rA --junitxml="$out/tests.xml" \
     tests/test_gpu.py tests/test_conformance.py tests/test_precision.py tests/test_commands.py
 
 step "nin compare --device gpu" 90 "$out/compare.txt" \
-    nin compare nin_cifar10 --backends torch jax --device gpu --json "$out/compare.json"
+    "${nin[@]}" compare nin_cifar10 --backends torch jax --device gpu --json "$out/compare.json"
 
 for precision in float32 bf16; do
     step "nin bench --device gpu --precision $precision" 120 "$out/bench-$precision.txt" \
-        nin bench --backends torch jax --models nin_d2l --batch-sizes 32 128 256 --device gpu \
+        "${nin[@]}" bench --backends torch jax --models nin_d2l --batch-sizes 32 128 256 --device gpu \
         --precision "$precision" --rounds 3 --json "$out/bench-$precision.json" --markdown "$out/bench-$precision.md"
 done
 
-if "$PY" -c "import nin.distributed" 2>/dev/null; then
-    step "nin train --workers 1 --device gpu (torch: NCCL; jax: CUDA devices)" 90 "$out/distributed.log" bash -c "
-        $PY -m nin.cli train --backend torch --model nin_tiny --data synthetic --epochs 1 --workers 1 --device gpu --no-progress --out '$out/dist-torch' &&
-        $PY -m nin.cli train --backend jax --model nin_tiny --data synthetic --epochs 1 --workers 1 --device gpu --no-progress --out '$out/dist-jax'"
-fi
+# world size 1 through the distributed engine itself (--workers 1 would be the plain trainer)
+free_port() { "$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+dp_train() {  # dp_train BACKEND: one epoch of nin_tiny as rank 0 of a one-worker job on the GPU
+    "$PY" -m nin.cli train --backend "$1" --model nin_tiny --data synthetic --epochs 1 --device gpu --no-progress \
+        --coordinator "127.0.0.1:$(free_port)" --rank 0 --world-size 1 --out "$out/dist-$1"
+}
+export -f free_port dp_train  # `timeout` runs programs: the functions reach it through bash -c
+export PY out
+step "data-parallel engine, world size 1 on CUDA: torch (DDP over NCCL)" 90 "$out/distributed-torch.log" bash -c "dp_train torch"
+step "data-parallel engine, world size 1 on CUDA: jax (jax.distributed)" 90 "$out/distributed-jax.log" bash -c "dp_train jax"
 
 printf -- '- total: %ss\n' "$((SECONDS - start))" | tee -a "$summary" >&2
 grep -q "FAILED\|TIMED OUT" "$summary" && exit 1
