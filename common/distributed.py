@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -157,6 +158,23 @@ def local_shard(x: np.ndarray, y: np.ndarray, rank: int, world_size: int) -> tup
         y = np.concatenate([y, np.repeat(y[-1:], pad, axis=0)])
     rows = slice(rank * per, (rank + 1) * per)
     return x[rows], y[rows], weights[rows]
+
+
+def evaluate_shard(
+    evaluate: Callable[[np.ndarray, np.ndarray], tuple[float, int]],
+    reduce_sum: Callable[[float, float], tuple[float, float]],
+    x: np.ndarray,
+    y: np.ndarray,
+    cluster: Cluster,
+) -> tuple[float, int]:
+    """(summed loss, correct) of a global evaluation batch over all workers: each worker runs the
+    single-process ``evaluate`` on its real rows (``local_shard``'s padding left out) and
+    ``reduce_sum`` adds the workers' results with the engine's own collective."""
+    x, y, weight = local_shard(x, y, cluster.rank, cluster.world_size)
+    real = int(weight.sum())
+    loss_sum, correct = evaluate(x[:real], y[:real]) if real else (0.0, 0)
+    loss_sum, correct = reduce_sum(loss_sum, correct)
+    return loss_sum, round(correct)
 
 
 def engine(backend: str) -> ModuleType:

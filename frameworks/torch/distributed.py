@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import nin
-from nin.distributed import Cluster, DistributedError, local_shard
+from nin.distributed import Cluster, DistributedError, evaluate_shard, local_shard
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
@@ -99,8 +99,4 @@ class Trainer(train.Trainer):
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """This worker's shard in evaluation mode; (summed loss, correct) over all workers."""
-        x, y, weight = local_shard(x, y, self.cluster.rank, self.cluster.world_size)
-        real = int(weight.sum())
-        loss_sum, correct = super().evaluate(x[:real], y[:real]) if real else (0.0, 0)
-        loss_sum, correct = self._sum(loss_sum, correct)
-        return loss_sum, round(correct)
+        return evaluate_shard(super().evaluate, self._sum, x, y, self.cluster)
