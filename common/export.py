@@ -93,18 +93,9 @@ def export(spec: NiNSpec, weights: Weights, fmt: str, out: str | Path, backend: 
 def run_exported(path: str | Path, fmt: str, x: np.ndarray) -> np.ndarray:
     """Reload an export with its own runtime (onnxruntime for onnx) and run it on an NCHW batch."""
     owner = exporter_backend(fmt, None)
-    if owner is None:
-        from .frameworks import get_backend
-
-        get_backend("onnxruntime")  # a clear error where onnxruntime is missing
-        import onnxruntime as ort
-
-        from . import onnx as nin_onnx
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        (logits,) = session.run([nin_onnx.OUTPUT], {nin_onnx.INPUT: np.asarray(x, np.float32)})
-        return logits
     from .frameworks import get_backend
 
+    if owner is None:
+        return get_backend("onnxruntime").run_file(path, x)  # a clear error where it is missing
     get_backend(owner)  # imports the framework with the backend's own settings (e.g. MXNet's shim)
     return importlib.import_module(f"nin.frameworks.{owner}.export").run_exported(path, fmt, x)

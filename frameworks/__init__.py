@@ -44,6 +44,13 @@ CONTRACT: dict[str, str] = {
     "framework_version": "adapter",
     "gpu_available": "adapter",
     "Trainer": "train",
+    # the native half: the framework's own objects, which train.py and distributed.py build on
+    "to_native": "adapter",
+    "from_native": "adapter",
+    "native_parameters": "adapter",
+    "native_input": "adapter",
+    "native_labels": "adapter",
+    "compute_scope": "adapter",
     "set_threads": "adapter",
     "gemm_probe": "adapter",
     "device_peak_mb": "adapter",

@@ -92,9 +92,10 @@ def _lookup(tree, path: tuple[str, ...] | list[str]):
     return functools.reduce(lambda node, key: node[key], path, tree)
 
 
-def _to_native(model: FlaxNiN, weights: Weights) -> dict:
-    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) as a
-    Flax parameter tree, in Flax's layout (NumPy leaves, on no device yet)."""
+def to_native(model: FlaxNiN, weights: Weights) -> dict:
+    """Canonical tensors (weights, or momentum buffers: named and shaped like the weights) in
+    the structure of ``native_parameters``: a Flax parameter tree in Flax's layout (HWIO
+    kernels, the head's rows in (H, W, C) order), on the model's device."""
     spec = model.spec
     tree: dict = {}
     for name, value in weights.items():
@@ -107,11 +108,11 @@ def _to_native(model: FlaxNiN, weights: Weights) -> dict:
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return tree
+    return jax.device_put(tree, model.device)
 
 
-def _from_native(model: FlaxNiN, tree) -> Weights:
-    """The inverse of ``_to_native``: canonical names, order and layout, float32."""
+def from_native(model: FlaxNiN, tree) -> Weights:
+    """The inverse of ``to_native``: canonical names, order and layout, float32."""
     spec = model.spec
     weights: Weights = {}
     for name in nin.weight_shapes(spec):
@@ -132,7 +133,7 @@ def _from_native(model: FlaxNiN, tree) -> Weights:
 
 
 @functools.partial(jax.jit, static_argnames=("module", "train"))
-def _logits(module: NiN, params, x, key, train: bool):
+def apply_logits(module: NiN, params, x, key, train: bool):
     """float32 logits, whatever the module computes in (a bfloat16 model's go back to float32
     for the loss)."""
     logits = module.apply({"params": params}, _channels_last(x), train=train, rngs={"dropout": key} if train else None)
@@ -146,7 +147,7 @@ def _intermediates(module: NiN, params, x):
 
 
 def _loss(params, module: NiN, x, labels):
-    logits = _logits(module, params, x, None, train=False)
+    logits = apply_logits(module, params, x, None, train=False)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
@@ -188,35 +189,54 @@ def build(
 def load_state(model: FlaxNiN, weights: Weights) -> None:
     """Replace the parameters with canonical weights (validated first)."""
     weights = nin.validate_weights(model.spec, weights)
-    model.params = jax.device_put(_to_native(model, weights), model.device)
+    model.params = to_native(model, weights)
 
 
 def export_state(model: FlaxNiN) -> Weights:
     """Canonical weights, float32, in canonical order and layout."""
-    return _from_native(model, model.params)
+    return from_native(model, model.params)
 
 
-def _input(model: FlaxNiN, x) -> jax.Array:
+# -- the native half of the contract: the framework's own objects, for train.py and distributed.py
+# (``to_native`` and ``from_native`` are with the layouts above, ``apply_logits`` with the compiled
+# functions: Flax modules hold no state, so the training step differentiates that pure function
+# of the parameters where the other backends call their model object)
+
+
+def native_parameters(model: FlaxNiN) -> dict:
+    """The model's trainable parameters: its Flax parameter tree (``model.params``)."""
+    return model.params
+
+
+def native_input(model: FlaxNiN, x) -> jax.Array:
+    """``x`` checked against the spec, as a float32 array on the model's device, still NCHW
+    (the compiled functions move the channels last)."""
     return jax.device_put(nin.check_input(model.spec, x), model.device)
 
 
-def _labels(model: FlaxNiN, labels, n: int) -> jax.Array:
-    """Checked class labels for a batch of ``n``, int32 on the model's device."""
+def native_labels(model: FlaxNiN, labels, n: int) -> jax.Array:
+    """Class labels checked against the spec for a batch of ``n``, int32 on the model's device."""
     return jax.device_put(nin.check_labels(model.spec, labels, n).astype(np.int32), model.device)
+
+
+def compute_scope(model: FlaxNiN):
+    """The context a native call of ``model`` runs in: ``jax.default_device`` of its device
+    (its parameters and inputs are already there; this places whatever else a call creates)."""
+    return jax.default_device(model.device)
 
 
 def forward(model: FlaxNiN, x, train: bool = False) -> np.ndarray:
     """Logits (N, num_classes), float32; ``train=True`` draws a fresh dropout mask."""
-    x = _input(model, x)
+    x = native_input(model, x)
     dropout_key = None
     if train:
         model.key, dropout_key = jax.random.split(model.key)
-    return np.asarray(_logits(model.module, model.params, x, dropout_key, train))
+    return np.asarray(apply_logits(model.module, model.params, x, dropout_key, train))
 
 
 def intermediates(model: FlaxNiN, x) -> dict[str, np.ndarray]:
     """Every layer's output in evaluation mode, NCHW float32, in ``nin.layer_table`` order."""
-    sown = _intermediates(model.module, model.params, _input(model, x))
+    sown = _intermediates(model.module, model.params, native_input(model, x))
     out = {}
     for row in nin.layer_table(model.spec, np.shape(x)[2:]):
         (value,) = _lookup(sown, row.name.split("."))  # sow keeps a tuple of every value sown
@@ -236,10 +256,10 @@ def param_count(model: FlaxNiN) -> int:
 
 def loss_and_grads(model: FlaxNiN, x, labels) -> tuple[float, Weights]:
     """Mean softmax cross-entropy (evaluation mode) and its gradient per canonical weight."""
-    x = _input(model, x)
-    labels = _labels(model, labels, len(x))
+    x = native_input(model, x)
+    labels = native_labels(model, labels, len(x))
     loss, grads = _loss_and_grads(model.params, model.module, x, labels)
-    return float(loss), _from_native(model, grads)
+    return float(loss), from_native(model, grads)
 
 
 def framework_version() -> str:

@@ -28,7 +28,7 @@ from nin.distributed import Cluster, DistributedError, local_shard
 from nin.train import Recipe, spec_for
 
 from . import train
-from .adapter import _from_native, _logits, build
+from .adapter import apply_logits, build, from_native
 from .model import NiN
 
 
@@ -119,8 +119,8 @@ class Trainer(train.Trainer):
         return float(loss_sum), round(float(correct))
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
-        momentum = _from_native(self.model, _local(optax.tree_utils.tree_get(self._opt_state, "trace")))
-        return {"weights": _from_native(self.model, _local(self.model.params)), "momentum": momentum}
+        momentum = from_native(self.model, _local(optax.tree_utils.tree_get(self._opt_state, "trace")))
+        return {"weights": from_native(self.model, _local(self.model.params)), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         super().load_state(state)
@@ -136,7 +136,7 @@ def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_s
     key = jax.random.wrap_key_data(key)
 
     def loss_fn(params):
-        logits = _logits(module, params, x, key, train=True)
+        logits = apply_logits(module, params, x, key, train=True)
         return (optax.softmax_cross_entropy_with_integer_labels(logits, labels) * weight).sum() / n, logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -146,7 +146,7 @@ def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_s
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _evaluate(module: NiN, params, x, labels, weight):
-    logits = _logits(module, params, x, None, train=False)
+    logits = apply_logits(module, params, x, None, train=False)
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels) * weight
     return losses.sum(), _correct(logits, labels, weight)
 

@@ -19,7 +19,7 @@ from jax import export as jax_export
 from nin.errors import BackendUnavailable
 from nin.frameworks import export_formats
 
-from .adapter import FlaxNiN, _logits
+from .adapter import FlaxNiN, apply_logits
 
 FORMATS = export_formats("jax")
 
@@ -34,7 +34,7 @@ def export_model(model: FlaxNiN, path: str | Path, format: str = "stablehlo") ->
     (batch,) = jax_export.symbolic_shape("N")
 
     def serve(x):
-        return _logits(model.module, params, x, None, train=False)
+        return apply_logits(model.module, params, x, None, train=False)
 
     exported = jax_export.export(jax.jit(serve), platforms=["cpu"])(
         jax.ShapeDtypeStruct((batch, spec.in_channels, *spec.input_size), jnp.float32)

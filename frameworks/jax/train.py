@@ -41,7 +41,7 @@ import optax
 import nin
 from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import FlaxNiN, _from_native, _input, _labels, _logits, _to_native
+from .adapter import FlaxNiN, apply_logits, from_native, native_input, native_labels, to_native
 from .adapter import export_state as export_weights
 from .adapter import load_state as load_weights
 from .model import NiN
@@ -102,21 +102,21 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``, canonical layout)."""
-        momentum = _from_native(self.model, optax.tree_utils.tree_get(self._opt_state, "trace"))
+        momentum = from_native(self.model, optax.tree_utils.tree_get(self._opt_state, "trace"))
         return {"weights": export_weights(self.model), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = nin.validate_weights(self.spec, state["momentum"])
         load_weights(self.model, state["weights"])
-        trace = jax.device_put(_to_native(self.model, momentum), self.model.device)
+        trace = to_native(self.model, momentum)
         self._opt_state = optax.tree_utils.tree_set(self._opt_state, trace=trace)
 
     def _batch(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
         """Checked NCHW images and int32 labels on the model's device (channels-last happens
         inside the compiled functions, as in the adapter)."""
-        x = _input(self.model, x)
-        return x, _labels(self.model, y, len(x))
+        x = native_input(self.model, x)
+        return x, native_labels(self.model, y, len(x))
 
 
 @functools.partial(
@@ -128,7 +128,7 @@ def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_s
     the number of correct predictions."""
 
     def loss_fn(params):
-        logits = _logits(module, params, x, key, train=True)
+        logits = apply_logits(module, params, x, key, train=True)
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -138,7 +138,7 @@ def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_s
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _evaluate(module: NiN, params, x, labels):
-    logits = _logits(module, params, x, None, train=False)
+    logits = apply_logits(module, params, x, None, train=False)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum(), _correct(logits, labels)
 
 

@@ -54,8 +54,9 @@ def build(
     return model
 
 
-def _parameters(model: NiN) -> dict[str, gluon.Parameter]:
-    """Canonical weight name → the Gluon parameter holding it, in canonical order."""
+def native_parameters(model: NiN) -> dict[str, gluon.Parameter]:
+    """The model's trainable parameters: canonical weight name → the Gluon parameter holding
+    it, in canonical order."""
     params = model.collect_params()
     return {name: params[model.prefix + name.replace(".", "_")] for name in nin.weight_shapes(model.spec)}
 
@@ -63,25 +64,26 @@ def _parameters(model: NiN) -> dict[str, gluon.Parameter]:
 def load_state(model: NiN, weights: nin.weights.Weights) -> None:
     """Copy canonical weights into ``model`` (validated first: every missing, unexpected and
     mis-shaped tensor is named)."""
-    native = _to_native(model, nin.validate_weights(model.spec, weights))
-    for name, param in _parameters(model).items():
+    native = to_native(model, nin.validate_weights(model.spec, weights))
+    for name, param in native_parameters(model).items():
         param.set_data(native[name])
 
 
 def export_state(model: NiN) -> nin.weights.Weights:
     """The canonical weights of ``model``: ``{name: float32 ndarray}`` in canonical order."""
-    return _from_native(model, {name: param.data() for name, param in _parameters(model).items()})
+    return from_native(model, {name: param.data() for name, param in native_parameters(model).items()})
 
 
-def _to_native(model: NiN, weights: nin.weights.Weights) -> dict[str, mx.nd.NDArray]:
-    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) as
-    float32 NDArrays on the model's context, by canonical name; Gluon's layout is canonical."""
+def to_native(model: NiN, weights: nin.weights.Weights) -> dict[str, mx.nd.NDArray]:
+    """Canonical tensors (weights, or momentum buffers: named and shaped like the weights) in
+    the structure of ``native_parameters``: float32 NDArrays on the model's context, by
+    canonical name (Gluon's layout is canonical)."""
     ctx = _context_of(model)
     return {name: mx.nd.array(weights[name], ctx=ctx, dtype=np.float32) for name in nin.weight_shapes(model.spec)}
 
 
-def _from_native(model: NiN, native: dict[str, mx.nd.NDArray]) -> nin.weights.Weights:
-    """The inverse of ``_to_native``: ``{name: float32 ndarray}`` in canonical order."""
+def from_native(model: NiN, native: dict[str, mx.nd.NDArray]) -> nin.weights.Weights:
+    """The inverse of ``to_native``: ``{name: float32 ndarray}`` in canonical order."""
     return {name: native[name].asnumpy() for name in nin.weight_shapes(model.spec)}
 
 
@@ -90,14 +92,26 @@ def _context_of(model: NiN) -> mx.Context:
     return next(iter(model.collect_params().values())).list_ctx()[0]
 
 
-def _ndarray(model: NiN, x) -> mx.nd.NDArray:
+def native_input(model: NiN, x) -> mx.nd.NDArray:
     """``x`` checked against the spec, as a float32 NDArray on the model's context."""
     return mx.nd.array(nin.check_input(model.spec, x), ctx=_context_of(model), dtype=np.float32)
 
 
+def native_labels(model: NiN, labels, n: int) -> mx.nd.NDArray:
+    """Class labels checked against the spec for a batch of ``n``, as a float32 NDArray on the
+    model's context (Gluon's ``SoftmaxCrossEntropyLoss`` takes class indices as floats)."""
+    return mx.nd.array(nin.check_labels(model.spec, labels, n), ctx=_context_of(model), dtype=np.float32)
+
+
+def compute_scope(model: NiN) -> mx.Context:
+    """The context a native call of ``model`` runs in: its ``mx.Context``, which as a ``with``
+    block makes new NDArrays default to the model's device."""
+    return _context_of(model)
+
+
 def forward(model: NiN, x, train: bool = False) -> np.ndarray:
     """Logits ``(N, num_classes)`` float32; ``train=True`` applies dropout with a fresh mask."""
-    x = _ndarray(model, x)
+    x = native_input(model, x)
     with autograd.train_mode() if train else autograd.predict_mode():
         return model(x).asnumpy()
 
@@ -123,7 +137,7 @@ def intermediates(model: NiN, x) -> dict[str, np.ndarray]:
     evaluation mode (a hybridized ``NiN`` exposes only its output, so its children run one by
     one)."""
     with autograd.predict_mode():
-        return {name: out.asnumpy() for name, out in _layer_outputs(model, _ndarray(model, x))}
+        return {name: out.asnumpy() for name, out in _layer_outputs(model, native_input(model, x))}
 
 
 def param_count(model: NiN) -> int:
@@ -139,14 +153,14 @@ def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
     evaluation mode's arithmetic: MXNet 1.9.1's oneDNN max pooling keeps the argmax workspace
     its backward reads only in training mode, so a forward recorded with
     ``train_mode=False`` gets wrong max-pooling gradients (cf. apache/mxnet#10994)."""
-    x = _ndarray(model, x)
-    target = mx.nd.array(nin.check_labels(model.spec, labels, x.shape[0]), ctx=x.context, dtype=np.float32)
-    params = _parameters(model)
+    x = native_input(model, x)
+    target = native_labels(model, labels, x.shape[0])
+    params = native_parameters(model)
     with autograd.record(train_mode=True):
         *_, (_, logits) = _layer_outputs(model, x)
         loss = gluon.loss.SoftmaxCrossEntropyLoss()(logits, target).mean()
     grads = autograd.grad(loss, [param.data(x.context) for param in params.values()])
-    return float(loss.asscalar()), _from_native(model, dict(zip(params, grads, strict=True)))
+    return float(loss.asscalar()), from_native(model, dict(zip(params, grads, strict=True)))
 
 
 def framework_version() -> str:

@@ -31,7 +31,7 @@ from nin.distributed import Cluster, DistributedError, evaluate_shard, local_sha
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
-from .adapter import _parameters, build
+from .adapter import build, native_parameters
 
 # MXNet 1.9 imports on NumPy ≥ 1.24 only with ``numpy.bool`` back (frameworks/README.md)
 _HELPER = "import numpy; numpy.bool = bool; import mxnet"
@@ -81,7 +81,7 @@ class Trainer(train.Trainer):
     def __init__(self, spec: nin.NiNSpec, recipe: Recipe, cluster: Cluster):
         super().__init__(build(spec_for(recipe, spec), recipe.seed, device=cluster.device, init=recipe.init), recipe)
         self.cluster, self._kv = cluster, _state["kv"]
-        params = list(_parameters(self.model).values())
+        params = list(native_parameters(self.model).values())
         # the single-process Trainer's optimizer and buffers; the gradients summed by the kvstore
         self._trainer = gluon.Trainer(params, self.optimizer, kvstore=self._kv, update_on_kvstore=False)
         # Gluon joins the kvstore lazily, inside the first step(): its broadcast of the initial

@@ -30,8 +30,8 @@ from mxnet import autograd, gluon
 import nin
 from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import _from_native, _ndarray, _parameters, _to_native
 from .adapter import export_state as export_weights
+from .adapter import from_native, native_input, native_labels, native_parameters, to_native
 from .adapter import load_state as load_weights
 from .model import NiN
 
@@ -67,7 +67,7 @@ class Trainer:
 
     def __init__(self, model: NiN, recipe: Recipe):
         self.model, self.recipe, self.spec = model, recipe, model.spec
-        params = _parameters(model)
+        params = native_parameters(model)
         self._ctx = next(iter(params.values())).list_ctx()[0]
         self._names = list(params)
         self._buffers = [mx.nd.zeros(param.shape, ctx=self._ctx, dtype=np.float32) for param in params.values()]
@@ -106,21 +106,21 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``; Gluon's layout is canonical)."""
-        momentum = _from_native(self.model, dict(zip(self._names, self._buffers, strict=True)))
+        momentum = from_native(self.model, dict(zip(self._names, self._buffers, strict=True)))
         return {"weights": export_weights(self.model), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
-        momentum = _to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
+        momentum = to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
         load_weights(self.model, state["weights"])
         for name, buffer in zip(self._names, self._buffers, strict=True):
             buffer[:] = momentum[name]
 
     def _batch(self, x: np.ndarray, y: np.ndarray) -> tuple[mx.nd.NDArray, np.ndarray, mx.nd.NDArray]:
         """Checked images as an NDArray, checked labels, and the labels as the loss takes them."""
-        x = _ndarray(self.model, x)
+        x = native_input(self.model, x)
         y = nin.check_labels(self.spec, y, x.shape[0])
-        return x, y, mx.nd.array(y, ctx=self._ctx, dtype=np.float32)
+        return x, y, native_labels(self.model, y, len(y))
 
 
 def _correct(logits: mx.nd.NDArray, y: np.ndarray) -> int:

@@ -18,6 +18,7 @@ from .adapter import (
     load_state,
     loss_and_grads,
     param_count,
+    run_file,
     set_threads,
     synchronize,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "load_state",
     "loss_and_grads",
     "param_count",
+    "run_file",
     "set_threads",
     "synchronize",
 ]

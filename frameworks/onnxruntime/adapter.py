@@ -102,6 +102,14 @@ def intermediates(model: OnnxNiN, x) -> dict[str, np.ndarray]:
     return dict(zip(names, values, strict=True))
 
 
+def run_file(path, x: np.ndarray) -> np.ndarray:
+    """Logits of the ONNX file at ``path`` (any graph with ``nin.onnx``'s input and output
+    names, e.g. one ``nin export --format onnx`` wrote) for an NCHW float32 batch."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run([nin_onnx.OUTPUT], {nin_onnx.INPUT: np.asarray(x, np.float32)})
+    return logits
+
+
 def param_count(model: OnnxNiN) -> int:
     """The number of values in the graph's initializers."""
     return nin_onnx.param_count(model.model)

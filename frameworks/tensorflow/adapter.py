@@ -69,25 +69,25 @@ def load_state(model: NiN, weights: nin.weights.Weights) -> None:
     """Set the model's weights from canonical ones (validated first: the error names every
     missing, unexpected and mis-shaped tensor)."""
     weights = nin.validate_weights(model.spec, weights)
-    for variable, value in zip(_variables(model), _to_native(model, weights), strict=True):
+    for variable, value in zip(native_parameters(model), to_native(model, weights), strict=True):
         variable.assign(value)
 
 
 def export_state(model: NiN) -> nin.weights.Weights:
     """The model's weights in canonical names, order and layout, as float32 arrays."""
-    return _from_native(model, [variable.numpy() for variable in _variables(model)])
+    return from_native(model, [variable.numpy() for variable in native_parameters(model)])
 
 
 def forward(model: NiN, x: np.ndarray, train: bool = False) -> np.ndarray:
     """Logits (N, num_classes) for an NCHW (NCDHW) batch; ``train=True`` applies dropout with
     a fresh mask on every call."""
-    x = _native_input(model.spec, x)
+    x = native_input(model, x)
     return _compiled(model).run("train" if train else "eval", x).numpy()
 
 
 def intermediates(model: NiN, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every layer's output in evaluation mode, channels first, in ``nin.layer_table`` order."""
-    x = _native_input(model.spec, x)
+    x = native_input(model, x)
     outputs = _compiled(model).run("intermediates", x)
     return {name: _channels_first(outputs[name].numpy()) for name in nin.output_shapes(model.spec, x.shape[1:-1])}
 
@@ -100,11 +100,11 @@ def param_count(model: NiN) -> int:
 def loss_and_grads(model: NiN, x: np.ndarray, labels: np.ndarray) -> tuple[float, nin.weights.Weights]:
     """Mean softmax cross-entropy in evaluation mode and its gradient for every canonical
     weight, in canonical names, order and layout (float32)."""
-    x = _native_input(model.spec, x)
-    labels = nin.check_labels(model.spec, labels, len(x)).astype(np.int32)
+    x = native_input(model, x)
+    labels = native_labels(model, labels, len(x)).astype(np.int32)
     compiled = _compiled(model)
     loss, grads = compiled.run("grads", x, labels)
-    return float(loss), _from_native(model, [grad.numpy() for grad in grads])
+    return float(loss), from_native(model, [grad.numpy() for grad in grads])
 
 
 def framework_version() -> str:
@@ -115,35 +115,52 @@ def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-# -- layouts ---------------------------------------------------------------------------------
+# -- the native half of the contract: the framework's own objects, for train.py and distributed.py
 
 
-def _native_input(spec: nin.NiNSpec, x) -> np.ndarray:
-    """A validated NCHW (NCDHW) batch as a contiguous channels-last float32 array."""
-    return np.ascontiguousarray(np.moveaxis(nin.check_input(spec, x), 1, -1))
+def native_input(model: NiN, x) -> np.ndarray:
+    """``x`` checked against the spec, as a contiguous channels-last (NHWC / NDHWC) float32
+    array, which Keras layers and ``tf.constant`` take as they are."""
+    return np.ascontiguousarray(np.moveaxis(nin.check_input(model.spec, x), 1, -1))
 
 
-def _channels_first(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(a, -1, 1)) if a.ndim > 2 else a
+def native_labels(model: NiN, labels, n: int) -> np.ndarray:
+    """Class labels checked against the spec for a batch of ``n``, int64 (the dtype
+    ``tf.nn.sparse_softmax_cross_entropy_with_logits`` and ``tf.argmax`` agree on)."""
+    return nin.check_labels(model.spec, labels, n)
 
 
-def _to_native(model: NiN, weights: nin.weights.Weights) -> list[np.ndarray]:
-    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) in
-    Keras' layout, as a list in the order of the model's variables (``_variables``)."""
+def to_native(model: NiN, weights: nin.weights.Weights) -> list[np.ndarray]:
+    """Canonical tensors (weights, or momentum buffers: named and shaped like the weights) in
+    the structure of ``native_parameters``: Keras' layout (HWIO kernels, the head's rows in
+    (H, W, C) order), a list in the order of the model's variables."""
     return [_tensor_to_native(weights[name], features) for name, (_, features) in _compiled(model).slots.items()]
 
 
-def _from_native(model: NiN, native: list[np.ndarray]) -> nin.weights.Weights:
-    """The inverse of ``_to_native``: canonical names, order and layout, float32."""
+def from_native(model: NiN, native: list[np.ndarray]) -> nin.weights.Weights:
+    """The inverse of ``to_native``: canonical names, order and layout, float32."""
     slots = _compiled(model).slots.items()
     return {
         name: _tensor_from_native(value, features) for (name, (_, features)), value in zip(slots, native, strict=True)
     }
 
 
-def _variables(model: NiN) -> list[keras.Variable]:
-    """The model's Keras variables in canonical weight order."""
+def native_parameters(model: NiN) -> list[keras.Variable]:
+    """The model's trainable Keras variables in canonical weight order."""
     return [variable for variable, _ in _compiled(model).slots.values()]
+
+
+def compute_scope(model: NiN):
+    """The context a native call of ``model`` runs in: ``tf.device`` of the device it was built
+    on (TensorFlow would otherwise place new tensors and optimizer slots on its default)."""
+    return tf.device(_compiled(model).placement)
+
+
+# -- layouts ---------------------------------------------------------------------------------
+
+
+def _channels_first(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(a, -1, 1)) if a.ndim > 2 else a
 
 
 def _tensor_from_native(native: np.ndarray, features: tuple[int, ...] | None) -> np.ndarray:

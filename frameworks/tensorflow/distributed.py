@@ -28,7 +28,7 @@ from nin.distributed import Cluster, DistributedError, local_shard
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
-from .adapter import _native_input, build
+from .adapter import build, native_input, native_labels
 
 _state: dict = {"strategy": None}
 
@@ -77,8 +77,8 @@ class Trainer(train.Trainer):
 
     def _shard(self, x: np.ndarray, y: np.ndarray):
         x, y, weight = local_shard(x, y, self.cluster.rank, self.cluster.world_size)
-        x = _native_input(self.spec, x)
-        return tf.constant(x), tf.constant(nin.check_labels(self.spec, y, len(x))), tf.constant(weight)
+        x = native_input(self.model, x)
+        return tf.constant(x), tf.constant(native_labels(self.model, y, len(x))), tf.constant(weight)
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
         """One step on this worker's shard of the global batch; (the global mean loss, correct)."""

@@ -34,7 +34,7 @@ from keras import ops
 import nin
 from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import _compiled, _from_native, _native_input, _to_native, _variables
+from .adapter import compute_scope, from_native, native_input, native_labels, native_parameters, to_native
 from .adapter import export_state as export_weights
 from .adapter import load_state as load_weights
 from .model import NiN
@@ -73,9 +73,8 @@ class Trainer:
 
     def __init__(self, model: NiN, recipe: Recipe):
         self.model, self.recipe, self.spec = model, recipe, model.spec
-        self._placement = _compiled(model).placement
-        self._variables = _variables(model)
-        with tf.device(self._placement):
+        self._variables = native_parameters(model)
+        with compute_scope(model):
             self.optimizer = TorchSGD(learning_rate=recipe.lr, momentum=recipe.momentum)
             self.optimizer.build(self._variables)
         self._seed_generators = [
@@ -102,21 +101,21 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``, canonical layout)."""
-        momentum = _from_native(self.model, [buffer.numpy() for buffer in self.optimizer.momentums])
+        momentum = from_native(self.model, [buffer.numpy() for buffer in self.optimizer.momentums])
         return {"weights": export_weights(self.model), "momentum": momentum}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = nin.validate_weights(self.spec, state["momentum"])
         load_weights(self.model, state["weights"])
-        for buffer, value in zip(self.optimizer.momentums, _to_native(self.model, momentum), strict=True):
+        for buffer, value in zip(self.optimizer.momentums, to_native(self.model, momentum), strict=True):
             buffer.assign(value)
 
     def _run(self, what: str, x: np.ndarray, y: np.ndarray, *args):
-        x = _native_input(self.spec, x)
-        labels = nin.check_labels(self.spec, y, len(x))
+        x = native_input(self.model, x)
+        labels = native_labels(self.model, y, len(x))
         key = (what, x.shape[1:])
-        with tf.device(self._placement):
+        with compute_scope(self.model):
             if key not in self._graphs:
                 self._graphs[key] = self._trace(what, x.shape[1:])
             return self._graphs[key](tf.constant(x), tf.constant(labels), *(tf.constant(a) for a in args))

@@ -67,24 +67,12 @@ def build(
 def load_state(model: NiN, weights: nin.weights.Weights) -> None:
     """Copy canonical weights into ``model`` (validated first: every missing, unexpected and
     mis-shaped tensor is named)."""
-    model.load_state_dict(_to_native(model, nin.validate_weights(model.spec, weights)))
+    model.load_state_dict(to_native(model, nin.validate_weights(model.spec, weights)))
 
 
 def export_state(model: NiN) -> nin.weights.Weights:
     """The canonical weights of ``model``: ``{name: float32 ndarray}`` in canonical order."""
-    return _from_native(model, model.state_dict())
-
-
-def _to_native(model: NiN, weights: nin.weights.Weights) -> dict[str, torch.Tensor]:
-    """Canonical tensors (weights, momentum buffers: named and shaped like the weights) as
-    float32 tensors on the model's device, by canonical name; PyTorch's layout is canonical."""
-    device = next(model.parameters()).device
-    return {name: torch.from_numpy(np.asarray(weights[name])).to(device) for name in nin.weight_shapes(model.spec)}
-
-
-def _from_native(model: NiN, native: dict[str, torch.Tensor]) -> nin.weights.Weights:
-    """The inverse of ``_to_native``: ``{name: float32 ndarray}`` in canonical order."""
-    return {name: _numpy(native[name]) for name in nin.weight_shapes(model.spec)}
+    return from_native(model, model.state_dict())
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -92,15 +80,42 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().copy()
 
 
-def _tensor(model: NiN, x) -> torch.Tensor:
+# -- the native half of the contract: the framework's own objects, for train.py and distributed.py
+
+
+def to_native(model: NiN, weights: nin.weights.Weights) -> dict[str, torch.Tensor]:
+    """Canonical tensors (weights, or momentum buffers: named and shaped like the weights) in
+    the structure of ``native_parameters``: float32 tensors on the model's device, by canonical
+    name (PyTorch's layout is canonical)."""
+    device = next(model.parameters()).device
+    return {name: torch.from_numpy(np.asarray(weights[name])).to(device) for name in nin.weight_shapes(model.spec)}
+
+
+def from_native(model: NiN, native: dict[str, torch.Tensor]) -> nin.weights.Weights:
+    """The inverse of ``to_native``: ``{name: float32 ndarray}`` in canonical order."""
+    return {name: _numpy(native[name]) for name in nin.weight_shapes(model.spec)}
+
+
+def native_parameters(model: NiN) -> dict[str, torch.nn.Parameter]:
+    """The model's trainable parameters by canonical name, in canonical order."""
+    params = dict(model.named_parameters())
+    return {name: params[name] for name in nin.weight_shapes(model.spec)}
+
+
+def native_input(model: NiN, x) -> torch.Tensor:
     """``x`` checked against the spec, as a float32 tensor on the model's device."""
     x = nin.check_input(model.spec, x)
     return torch.from_numpy(np.ascontiguousarray(x)).to(next(model.parameters()).device)
 
 
-def _autocast(model: NiN) -> torch.autocast:
-    """Mixed precision as ``model.precision`` says: autocast to bfloat16 on the model's device
-    for "bf16", off for "float32"."""
+def native_labels(model: NiN, labels, n: int) -> torch.Tensor:
+    """Class labels checked against the spec for a batch of ``n``, int64 on the model's device."""
+    return torch.from_numpy(nin.check_labels(model.spec, labels, n)).to(next(model.parameters()).device)
+
+
+def compute_scope(model: NiN) -> torch.autocast:
+    """The context a native call of ``model`` runs in: autocast to bfloat16 on the model's
+    device for a "bf16" model (float32 parameters), off for "float32"."""
     device_type = next(model.parameters()).device.type
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=model.precision == "bf16")
 
@@ -111,7 +126,7 @@ def _run(model: NiN, x: torch.Tensor, train: bool) -> torch.Tensor:
     was_training = model.training
     model.train(train)
     try:
-        with _autocast(model):
+        with compute_scope(model):
             return model(x)
     finally:
         model.train(was_training)
@@ -119,7 +134,7 @@ def _run(model: NiN, x: torch.Tensor, train: bool) -> torch.Tensor:
 
 def forward(model: NiN, x, train: bool = False) -> np.ndarray:
     """Logits ``(N, num_classes)`` float32; ``train=True`` applies dropout with a fresh mask."""
-    x = _tensor(model, x)
+    x = native_input(model, x)
     with torch.inference_mode():
         return _numpy(_run(model, x, train))
 
@@ -127,7 +142,7 @@ def forward(model: NiN, x, train: bool = False) -> np.ndarray:
 def intermediates(model: NiN, x) -> dict[str, np.ndarray]:
     """``{layer name: NCHW float32 array}`` for every layer of ``nin.layer_table``, in order,
     recorded by forward hooks in evaluation mode."""
-    x = _tensor(model, x)
+    x = native_input(model, x)
     names = [row.name for row in nin.layer_table(model.spec, x.shape[2:])]
     acts: dict[str, np.ndarray] = {}
 
@@ -154,13 +169,13 @@ def param_count(model: NiN) -> int:
 def loss_and_grads(model: NiN, x, labels) -> tuple[float, nin.weights.Weights]:
     """Mean softmax cross-entropy in evaluation mode and its gradient for every canonical
     weight, in canonical order.  The model's ``.grad`` fields are left untouched."""
-    x = _tensor(model, x)
-    target = torch.as_tensor(nin.check_labels(model.spec, labels, len(x)), device=x.device)
-    params = dict(model.named_parameters())
+    x = native_input(model, x)
+    target = native_labels(model, labels, len(x))
+    params = native_parameters(model)
     with torch.enable_grad():
         loss = F.cross_entropy(_run(model, x, train=False).float(), target)
         grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
-    return loss.item(), _from_native(model, grads)
+    return loss.item(), from_native(model, grads)
 
 
 def framework_version() -> str:

@@ -28,13 +28,19 @@ from nin.distributed import Cluster, DistributedError, evaluate_shard, local_sha
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
-from .adapter import _autocast, _tensor, build
+from .adapter import build, compute_scope, native_input, native_labels
 
 
 def initialize(cluster: Cluster) -> None:
     """Join the process group at the coordinator (a TCP rendezvous), within the timeout."""
-    if cluster.device == "gpu" and torch.cuda.is_available():
-        torch.cuda.set_device(cluster.rank % torch.cuda.device_count())
+    if cluster.device == "gpu":
+        if not dist.is_nccl_available():
+            raise DistributedError(
+                f"--device gpu trains over NCCL, and torch {torch.__version__} has no NCCL built in "
+                f"(a CPU-only build, or one without CUDA); install a CUDA build of torch, or use --device cpu (gloo)"
+            )
+        if torch.cuda.is_available():
+            torch.cuda.set_device(cluster.rank % torch.cuda.device_count())
     # under torchrun the agent already serves the rendezvous store at MASTER_ADDR:MASTER_PORT
     init_method = "env://" if "TORCHELASTIC_RUN_ID" in os.environ else f"tcp://{cluster.coordinator}"
     try:
@@ -45,10 +51,13 @@ def initialize(cluster: Cluster) -> None:
             world_size=cluster.world_size,
             timeout=timedelta(seconds=cluster.timeout_s),
         )
-    except (RuntimeError, ValueError) as e:  # DistNetworkError is a RuntimeError
+    except (RuntimeError, ValueError) as e:  # DistNetworkError and DistStoreError are RuntimeErrors
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        timed_out = isinstance(e, dist.DistStoreError) or "timed out" in reason.lower() or "timeout" in reason.lower()
+        waited = f" within {cluster.timeout_s:.0f} s" if timed_out else ""
         raise DistributedError(
-            f"rank {cluster.rank} could not join the job at {cluster.coordinator} within {cluster.timeout_s:.0f} s "
-            f"({str(e).splitlines()[0]}); check that every worker was started with the same coordinator"
+            f"rank {cluster.rank} could not join the job at {cluster.coordinator}{waited} ({reason}); "
+            f"check that every worker was started with the same coordinator"
         ) from None
 
 
@@ -91,13 +100,13 @@ class Trainer(train.Trainer):
         """One step on this worker's shard of the global batch; the gradient is DDP's average."""
         n, world = len(y), self.cluster.world_size
         x, y, weight = local_shard(x, y, self.cluster.rank, world)
-        inputs = _tensor(self.model, x)
-        labels = self._labels(y, len(inputs))
+        inputs = native_input(self.model, x)
+        labels = native_labels(self.model, y, len(inputs))
         weight = torch.from_numpy(weight).to(self._device)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.ddp.train()
-        with _autocast(self.model):
+        with compute_scope(self.model):
             logits = self.ddp(inputs)
             losses = F.cross_entropy(logits.float(), labels, reduction="none") * weight
         # DDP divides the summed gradients by N: scale by N so they add up to the mean's

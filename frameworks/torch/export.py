@@ -16,7 +16,6 @@ import torch
 
 from nin.frameworks import export_formats
 
-from .adapter import _numpy
 from .model import NiN
 
 FORMATS = export_formats("torch")
@@ -48,7 +47,7 @@ def run_exported(path: str | Path, format: str, x: np.ndarray) -> np.ndarray:
         raise ValueError(f"the torch backend exports {', '.join(FORMATS)}; got {format!r}")
     module = torch.jit.load(str(path))
     with torch.no_grad():
-        return _numpy(module(torch.from_numpy(np.ascontiguousarray(x, np.float32))))
+        return module(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
 
 
 def export_onnx(model: NiN, path: str | Path) -> Path:

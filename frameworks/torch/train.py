@@ -16,7 +16,16 @@ import torch.nn.functional as F
 import nin
 from nin.train import Recipe, derive_seed
 
-from .adapter import _autocast, _from_native, _tensor, _to_native, export_state, load_state
+from .adapter import (
+    compute_scope,
+    export_state,
+    from_native,
+    load_state,
+    native_input,
+    native_labels,
+    native_parameters,
+    to_native,
+)
 from .model import NiN
 
 
@@ -35,17 +44,14 @@ class Trainer:
         draws the same masks as one that never stopped."""
         torch.manual_seed(derive_seed(self.recipe.seed, epoch))
 
-    def _labels(self, y, n: int) -> torch.Tensor:
-        return torch.from_numpy(nin.check_labels(self.spec, y, n)).to(self._device)
-
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
         """One SGD step in training mode: (mean loss before the update, correct predictions)."""
-        inputs = _tensor(self.model, x)
-        labels = self._labels(y, len(inputs))
+        inputs = native_input(self.model, x)
+        labels = native_labels(self.model, y, len(inputs))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        with _autocast(self.model):  # float32 parameters; a bf16 model's logits cast back for the loss
+        with compute_scope(self.model):  # float32 parameters; a bf16 model's logits cast back for the loss
             logits = self.model(inputs)
             loss = F.cross_entropy(logits.float(), labels)
         self.optimizer.zero_grad(set_to_none=True)
@@ -56,23 +62,23 @@ class Trainer:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """Evaluation mode: (summed loss, correct predictions)."""
-        inputs = _tensor(self.model, x)
-        labels = self._labels(y, len(inputs))
+        inputs = native_input(self.model, x)
+        labels = native_labels(self.model, y, len(inputs))
         self.model.eval()
-        with torch.inference_mode(), _autocast(self.model):
+        with torch.inference_mode(), compute_scope(self.model):
             logits = self.model(inputs)
             loss = F.cross_entropy(logits.float(), labels, reduction="sum")
         return loss.item(), int((logits.argmax(dim=1) == labels).sum())
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         buffers = {}
-        for name, param in self.model.named_parameters():
+        for name, param in native_parameters(self.model).items():
             buffer = self.optimizer.state.get(param, {}).get("momentum_buffer")
             buffers[name] = buffer if buffer is not None else torch.zeros_like(param)
-        return {"weights": export_state(self.model), "momentum": _from_native(self.model, buffers)}
+        return {"weights": export_state(self.model), "momentum": from_native(self.model, buffers)}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         load_state(self.model, state["weights"])
-        momentum = _to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
-        for name, param in self.model.named_parameters():
+        momentum = to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
+        for name, param in native_parameters(self.model).items():
             self.optimizer.state[param]["momentum_buffer"] = torch.empty_like(param).copy_(momentum[name])
