@@ -29,7 +29,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,8 @@ DEFAULT_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0
 # How long the other workers may run on after one has finished (they finish together).
 FINISH_WINDOW_S = 60.0
+# the last lines of a failed worker's stderr that the launcher's error repeats
+TAIL_LINES = 12
 # torchrun's variables, honoured when no --rank/--world-size/--coordinator flag is given.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -204,9 +208,28 @@ def train_worker(
     eng = engine(backend)
     eng.initialize(cluster)
     try:
-        return _fit_worker(eng, spec, dataset, recipe, out_dir, cluster, resume, progress)
-    finally:
+        history = _fit_worker(eng, spec, dataset, recipe, out_dir, cluster, resume, progress)
+    except NinError:
+        _leave_lost_job(eng)
+        raise
+    except Exception as e:  # the engine's own error: gloo, gRPC, XLA's or ps-lite's, when a peer is gone
+        _leave_lost_job(eng)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise DistributedError(
+            f"rank {cluster.rank} stopped: {type(e).__name__} from {backend}'s engine ({first[:300]}); "
+            f"if another worker was lost, its rank and last lines are in the launcher's error"
+        ) from e
+    eng.shutdown()
+    return history
+
+
+def _leave_lost_job(eng: ModuleType) -> None:
+    """Leave a job that has failed: the engine's orderly shutdown waits for every peer (a
+    barrier), which a lost peer never reaches; its errors say nothing new."""
+    try:
         eng.shutdown()
+    except Exception:  # noqa: BLE001, S110 - the job is already lost; the first error is the one reported
+        pass
 
 
 def _fit_worker(eng: ModuleType, spec, dataset, recipe, out_dir, cluster: Cluster, resume: bool, progress: bool):
@@ -250,10 +273,38 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _describe_exit(rank: int, pid: int, code: int) -> str:
+class _StderrTail:
+    """Passes a worker's stderr on to the launcher's, line by line as it comes, and keeps its
+    last ``TAIL_LINES`` lines for the error that reports the worker's end."""
+
+    def __init__(self, stream):
+        self.lines: deque[str] = deque(maxlen=TAIL_LINES)
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        with stream:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace")
+                self.lines.append(line.rstrip())
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+    def last_lines(self, wait_s: float = 2.0) -> list[str]:
+        """The last lines, after waiting up to ``wait_s`` for the rest of the stream (a helper
+        process the worker started may hold it open after the worker is gone)."""
+        self._thread.join(wait_s)
+        return [line for line in self.lines if line]
+
+
+def _describe_exit(rank: int, pid: int, code: int, tail: list[str]) -> str:
     if code < 0:
-        return f"worker rank {rank} (pid {pid}) was killed by {signal.Signals(-code).name}"
-    return f"worker rank {rank} (pid {pid}) exited with status {code} (its messages are above)"
+        how = f"worker rank {rank} (pid {pid}) was killed by {signal.Signals(-code).name}"
+    else:
+        how = f"worker rank {rank} (pid {pid}) exited with status {code}"
+    if not tail:
+        return f"{how}, writing nothing to stderr. "
+    return f"{how}; the last lines of its stderr:\n" + "\n".join(f"    {line}" for line in tail) + "\n"
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -275,13 +326,15 @@ def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str |
     """Run ``nin train`` ``worker_args`` as ``workers`` local processes with ``--rank``,
     ``--world-size`` and a free ``--coordinator`` port; return 0 when all of them succeed.
 
-    The split is checked before any process starts.  When a worker fails or dies the others
-    are stopped (SIGTERM, then SIGKILL after ``STOP_GRACE_S``) and the error names its rank
-    and how it ended; the last checkpoint, written atomically by rank 0, stays as it was."""
+    The split is checked before any process starts.  The workers' stderr reaches ours line by
+    line.  When a worker fails or dies the others are stopped (SIGTERM, then SIGKILL after
+    ``STOP_GRACE_S``) and the error names its rank, how it ended and the last ``TAIL_LINES``
+    lines of its stderr; the last checkpoint, written atomically by rank 0, stays as it was."""
     check_split(batch_size, workers)
     ports = free_ports(workers + 1, host)
     peers = ",".join(f"{host}:{p}" for p in ports[1:])
     procs: list[subprocess.Popen] = []
+    tails: list[_StderrTail] = []
     finished: float | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -291,7 +344,8 @@ def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str |
                 "--rank", str(rank), "--world-size", str(workers), "--coordinator", f"{host}:{ports[0]}",
             ]  # fmt: skip
             env = dict(os.environ, NIN_PEERS=peers)
-            procs.append(subprocess.Popen(command, env=env, start_new_session=True))
+            procs.append(subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE))
+            tails.append(_StderrTail(procs[-1].stderr))
         while True:
             codes = [p.poll() for p in procs]
             failed = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0)]
@@ -299,8 +353,9 @@ def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str |
                 rank, code = failed[0]
                 _stop(procs)
                 raise DistributedError(
-                    f"{_describe_exit(rank, procs[rank].pid, code)}; stopped the other workers. "
-                    f"The last checkpoint in {out_dir} is intact: continue with the same command and --resume"
+                    f"{_describe_exit(rank, procs[rank].pid, code, tails[rank].last_lines())}"
+                    f"Stopped the other workers. The last checkpoint in {out_dir} is intact: "
+                    f"continue with the same command and --resume"
                 )
             if all(code == 0 for code in codes):
                 return 0

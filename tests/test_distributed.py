@@ -214,12 +214,50 @@ def test_missing_framework(data_dir, tmp_path, capsys, monkeypatch):
 
 def test_a_failing_worker_stops_the_job(data_dir, tmp_path):
     """The launcher on workers that fail at once (the numpy backend refuses a rank; no
-    framework is imported): an error naming the rank and its status, quickly."""
+    framework is imported): an error naming the rank, its status and its own last words,
+    quickly."""
     args = train_command("numpy", data_dir, tmp_path, 1)[4:]
     start = time.monotonic()
-    with pytest.raises(DistributedError, match=r"worker rank \d \(pid \d+\) exited with status 2.*--resume"):
+    with pytest.raises(DistributedError, match=r"(?s)worker rank \d \(pid \d+\) exited with status 2.*--resume") as e:
         launch(args, 2, BATCH, tmp_path)
     assert time.monotonic() - start < 60
+    # the worker's message, as the CLI printed it on the worker's stderr
+    assert "last lines of its stderr:\n    " in str(e.value)
+    assert "the numpy backend trains in one process" in str(e.value)
+
+
+def test_a_worker_killed_by_a_signal_is_named_with_its_last_lines(tmp_path, monkeypatch):
+    """A worker that writes to stderr, then dies by SIGKILL: the launcher names the signal and
+    repeats what the worker wrote (a stand-in worker: ``launch`` starts ``sys.executable``)."""
+    import nin.distributed as distributed
+
+    script = tmp_path / "fake_python"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *"--rank 1"*) echo "loading shard" >&2; echo "about to die" >&2; kill -9 $$;; esac\n'
+        "sleep 30\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr(distributed.sys, "executable", str(script))
+    with pytest.raises(DistributedError, match=r"(?s)worker rank 1 \(pid \d+\) was killed by SIGKILL") as e:
+        launch(["nin_tiny"], 2, BATCH, tmp_path)
+    assert "    loading shard\n    about to die\n" in str(e.value)
+
+
+def test_torch_gpu_job_without_nccl_says_so_at_once():
+    """A torch build without NCCL (the CPU wheel) asked for a GPU job: the reason, not a
+    rendezvous timeout."""
+    torch = pytest.importorskip("torch")
+    if torch.distributed.is_nccl_available():
+        pytest.skip("this torch has NCCL")
+    from nin.distributed import Cluster
+
+    backend_or_skip("torch")
+    engine = nin.distributed.engine("torch")
+    start = time.monotonic()
+    with pytest.raises(DistributedError, match="has no NCCL built in") as e:
+        engine.initialize(Cluster(0, 2, "127.0.0.1", 1, device="gpu", timeout_s=120))
+    assert "within" not in str(e.value) and time.monotonic() - start < 5
 
 
 # -- proof: two workers equal one process ---------------------------------------------------------
@@ -321,6 +359,8 @@ def test_killed_worker_stops_the_job_and_resume_ends_as_uninterrupted(backend, u
             launcher.kill()
     assert launcher.returncode != 0
     assert "worker rank 1" in stderr and "SIGKILL" in stderr and "--resume" in stderr, stderr[-3000:]
+    # the survivor, if it saw the loss before it was stopped, says so in one line, not a traceback
+    assert "Traceback" not in stderr, stderr[-3000:]
     assert survivor is None or not Path(f"/proc/{survivor}").exists() or worker_pid(out, 0) is None
     ckpt = load_checkpoint(out / "checkpoint.npz")  # intact
     assert 1 <= ckpt.epoch < LONG_EPOCHS, f"killed after epoch {ckpt.epoch}: the run was too short to test"
