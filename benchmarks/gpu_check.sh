@@ -74,7 +74,7 @@ nin=("$PY" -m nin.cli)  # an array, not a function: `timeout` runs programs only
 
 step "gpu tests (torch, jax on CUDA vs the NumPy oracle)" 240 "$out/tests.log" \
     "$PY" -m pytest -q -p no:cacheprovider -m gpu -rA --junitxml="$out/tests.xml" \
-    tests/test_gpu.py tests/test_conformance.py tests/test_precision.py tests/test_commands.py
+    tests/test_gpu.py tests/test_conformance.py tests/test_train_backends.py tests/test_precision.py tests/test_commands.py
 
 step "nin compare --device gpu" 90 "$out/compare.txt" \
     "${nin[@]}" compare nin_cifar10 --backends torch jax --device gpu --json "$out/compare.json"

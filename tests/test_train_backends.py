@@ -53,12 +53,14 @@ LOSS_RTOL = 1e-5
 K_RATES = (0.05, 0.1, 0.02, 0.08)  # a changing rate: a buffer kept as −lr·b would show it
 
 
-def trainer_or_skip(name: str, model: str | nin.NiNSpec, recipe: Recipe):
-    """``get_trainer(name, model, recipe)``, or a skip naming what is missing."""
-    backend_or_skip(name)
+def trainer_or_skip(name: str, model: str | nin.NiNSpec, recipe: Recipe, device: str = "cpu"):
+    """``get_trainer(name, model, recipe, device=device)``, or a skip naming what is missing."""
+    adapter = backend_or_skip(name)
     if importlib.util.find_spec(f"nin.frameworks.{name}.train") is None:
         pytest.skip(f"backend {name} has no trainer yet: frameworks/{name}/train.py does not exist")
-    return get_trainer(name, model, recipe)
+    if device == "gpu" and not adapter.gpu_available():
+        pytest.skip(f"no GPU visible to {name}")
+    return get_trainer(name, model, recipe, device=device)
 
 
 def _tiny() -> nin.NiNSpec:
@@ -103,15 +105,23 @@ def k_step_case():
     return spec, recipe, start, data, results, oracle.export_state()
 
 
+# the GPU case runs where the framework sees one (benchmarks/gpu_check.sh selects ``-m gpu``): with
+# TF32 off (torch) and ``Precision.HIGHEST`` (JAX) a GPU computes in float32, so the same bounds hold
+DEVICES = ("cpu", pytest.param("gpu", marks=pytest.mark.gpu))
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", BACKENDS)
-def test_k_steps_match_sgd_reference(name, k_step_case):
+def test_k_steps_match_sgd_reference(name, device, k_step_case):
     spec, recipe, start, data, want_results, want = k_step_case
-    trainer = trainer_or_skip(name, spec, recipe)
+    trainer = trainer_or_skip(name, spec, recipe, device)
     trainer.load_state(start)
     for t, ((x, y), lr, (want_loss, want_correct)) in enumerate(zip(data, K_RATES, want_results, strict=True)):
         loss, correct = trainer.step(x, y, lr)
-        assert loss == pytest.approx(want_loss, rel=LOSS_RTOL), f"{name} step {t}: loss {loss}, oracle {want_loss}"
-        assert correct == want_correct, f"{name} step {t}: {correct} correct, oracle {want_correct}"
+        assert loss == pytest.approx(want_loss, rel=LOSS_RTOL), (
+            f"{name}/{device} step {t}: loss {loss}, oracle {want_loss}"
+        )
+        assert correct == want_correct, f"{name}/{device} step {t}: {correct} correct, oracle {want_correct}"
     got = trainer.export_state()
     for kind, rtol in (("weights", WEIGHT_RTOL), ("momentum", MOMENTUM_RTOL)):
         assert list(got[kind]) == list(want[kind]), f"{name}: {kind} names {list(got[kind])}"
@@ -119,7 +129,7 @@ def test_k_steps_match_sgd_reference(name, k_step_case):
             assert got[kind][tensor].dtype == np.float32 and got[kind][tensor].shape == w.shape
             err = max_rel_error(got[kind][tensor], w)
             assert err <= rtol, (
-                f"{name} {kind} {tensor} after {len(K_RATES)} steps: max|Δ| = {err:.2e}·max|oracle|, allowed {rtol:.0e}"
+                f"{name}/{device} {kind} {tensor} after {len(K_RATES)} steps: max|Δ| = {err:.2e}·max|oracle|, allowed {rtol:.0e}"
             )
 
 
