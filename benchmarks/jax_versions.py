@@ -9,7 +9,9 @@ the median and range of those ratios is what to read.
     .venv/bin/python benchmarks/jax_versions.py --pythons .venv/bin/python .venv-current/bin/python
 
 ``--xla-flags=FLAGS`` (repeatable) adds a run of every interpreter with ``XLA_FLAGS=FLAGS`` beside
-the one without, to find a flag that closes a gap.
+the one without, to find a flag that closes a gap; ``--env NAME=VALUE`` (repeatable) adds one
+with that environment variable, e.g. ``--env NIN_XLA_DEFAULTS=1`` (the JAX backend's XLA
+flags off).
 """
 
 from __future__ import annotations
@@ -43,17 +45,15 @@ print(json.dumps({"jax": jax.__version__, "flax": flax.__version__, "numpy": np.
 """
 
 
-def time_step(python: str, model: str, batch: int, repeats: int, xla_flags: str) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if xla_flags:
-        env["XLA_FLAGS"] = xla_flags
-    else:
-        env.pop("XLA_FLAGS", None)
+def time_step(python: str, model: str, batch: int, repeats: int, setting: dict[str, str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(setting, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run(
         [python, "-c", _CHILD, model, str(batch), str(repeats)], capture_output=True, text=True, env=env, timeout=900
     )
-    if out.returncode != 0:
-        raise SystemExit(f"{python} failed:\n{out.stderr[-2000:]}")
+    if out.returncode != 0:  # e.g. a flag this jaxlib does not know: XLA aborts at start-up
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        return {"error": lines[-1] if lines else f"exit status {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -67,22 +67,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--xla-flags", action="append", metavar="FLAGS", help="an XLA_FLAGS set to try, as --xla-flags=...; repeatable"
     )
+    parser.add_argument(
+        "--env", action="append", metavar="NAME=VALUE", help="an environment variable to try; repeatable"
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
+    for text in args.env or []:
+        if "=" not in text:
+            parser.error(f"--env takes NAME=VALUE; got {text!r}")
 
-    cases = [(py, flags) for flags in [""] + (args.xla_flags or []) for py in args.pythons]
+    settings = {"": {}} | {f: {"XLA_FLAGS": f} for f in args.xla_flags or []}
+    settings |= {text: dict([text.split("=", 1)]) for text in args.env or []}
+    cases = [(py, flags) for flags in settings for py in args.pythons]
     rounds: list[list[dict]] = []
+    failed: dict[int, str] = {}  # case index -> why it cannot run (tried once, in the first round)
     for r in range(args.rounds):
         row = []
-        for python, flags in cases:
+        for i, (python, flags) in enumerate(cases):
+            if i in failed:
+                row.append({"python": python, "xla_flags": flags, "error": failed[i]})
+                continue
             record = {
                 "python": python,
                 "xla_flags": flags,
-                **time_step(python, args.model, args.batch_size, args.repeats, flags),
+                **time_step(python, args.model, args.batch_size, args.repeats, settings[flags]),
             }
             row.append(record)
+            if "error" in record:
+                if i == 0:
+                    raise SystemExit(f"{python} without XLA_FLAGS failed: {record['error']}")
+                failed[i] = record["error"]
+                print(f"round {r + 1}: {python} {flags}: failed ({record['error']}); dropped", file=sys.stderr)
+                continue
             print(
-                f"round {r + 1}: jax {record['jax']:<7} {flags or '(no XLA_FLAGS)':<40} "
+                f"round {r + 1}: jax {record['jax']:<7} {flags or '(no XLA_FLAGS given)':<40} "
                 f"step {record['step_s']:.3f} s  (first {record['first_s']:.1f} s)",
                 file=sys.stderr,
                 flush=True,
@@ -93,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.model} b{args.batch_size}: JAX training step, median over {args.rounds} interleaved rounds "
         f"(each the median of {args.repeats} steps); ratio = case / first case of the same round"
     )
-    for i, (_python, flags) in enumerate(cases):
+    for i, (python, flags) in enumerate(cases):
+        if i in failed:
+            print(f"  {python} {flags}: cannot run ({failed[i]})")
+            continue
         steps = [row[i]["step_s"] for row in rounds]
         ratios = [row[i]["step_s"] / row[0]["step_s"] for row in rounds]
         print(
-            f"  jax {rounds[0][i]['jax']:<7} {flags or '(no XLA_FLAGS)':<40} step {statistics.median(steps):.3f} s "
+            f"  jax {rounds[0][i]['jax']:<7} {flags or '(no XLA_FLAGS given)':<40} step {statistics.median(steps):.3f} s "
             f"[{min(steps):.3f}–{max(steps):.3f}]  ratio {statistics.median(ratios):.2f} "
             f"[{min(ratios):.2f}–{max(ratios):.2f}]"
         )

@@ -5,11 +5,41 @@ contract (``nin.frameworks.CONTRACT``, frameworks/README.md).  Imported only whe
 
 from __future__ import annotations
 
+import os
+from importlib import metadata
 from typing import Any
 
 from nin.frameworks import CONTRACT, contract_attribute
 
 __all__ = list(CONTRACT)
+
+# A host setting (frameworks/README.md, "Host settings"), made here because XLA reads XLA_FLAGS
+# once, when JAX creates its first client: this package is imported before any of its modules
+# computes.  jaxlib 0.10 routes CPU convolutions through YNNPACK fusions, and nin_d2l's training
+# step measured 1.15× slower than on jaxlib 0.7.1 (docs/environments.md); with them off it is
+# 0.97×.  XLA aborts the process on a flag it does not know, so the flag is set only for the
+# jaxlib releases it was measured on, never where XLA_FLAGS already names it, and not with
+# NIN_XLA_DEFAULTS=1.
+_XLA_CPU_FLAGS = {(0, 10): "--xla_cpu_experimental_ynn_fusion_type="}
+
+
+def _jaxlib_release() -> tuple[int, int] | None:
+    try:
+        major, minor = metadata.version("jaxlib").split(".")[:2]
+        return int(major), int(minor)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def _set_xla_cpu_flags() -> None:
+    flag = _XLA_CPU_FLAGS.get(_jaxlib_release())
+    current = os.environ.get("XLA_FLAGS", "")
+    if flag is None or os.environ.get("NIN_XLA_DEFAULTS") == "1" or flag.split("=")[0] in current:
+        return
+    os.environ["XLA_FLAGS"] = f"{current} {flag}".strip()
+
+
+_set_xla_cpu_flags()
 
 
 def __getattr__(name: str) -> Any:
