@@ -346,6 +346,10 @@ def _ratios(rounds: list[dict], flops: float, peaks: list[float | None]) -> dict
             if "train_step_s" in r:
                 put("train_vs_book", r["book_train_step_s"] / r["train_step_s"])
                 put("train_vs_book_recipe", r["book_recipe_train_step_s"] / r["train_step_s"])
+            if peak and "book_recipe_train_step_s" in r:
+                # the book's equal-work step on the same scale: 1 / this bounds train_vs_book_recipe
+                # for a step that cannot run faster than the peak
+                put("book_train_peak_fraction", 3 * flops / r["book_recipe_train_step_s"] / 1e9 / peak)
     return out
 
 
@@ -563,8 +567,8 @@ def run_heading(result: dict) -> str:
 
 HEADER = (
     "backend", "model", "batch", "forward ms", "fwd % of round peak", "train step s", "train % of round peak",
-    "book fwd ms", "book step s (plain SGD)", "book step s (recipe SGD)", "train vs book (plain)",
-    "train vs book (equal work)", "1st call s", "RSS MB",
+    "book fwd ms", "book step s (plain SGD)", "book step s (recipe SGD)", "book train % of round peak",
+    "train vs book (plain)", "train vs book (equal work)", "1st call s", "RSS MB",
 )  # fmt: skip
 
 
@@ -572,7 +576,9 @@ def _rows(result: dict) -> list[tuple]:
     rows = []
     for r in result["records"]:
         if "error" in r:
-            rows.append((r["backend"], r["model"], r["batch_size"], "FAILED: " + r["error"][:60], *[""] * 10))
+            rows.append(
+                (r["backend"], r["model"], r["batch_size"], "FAILED: " + r["error"][:60], *[""] * (len(HEADER) - 4))
+            )
             continue
         rows.append(
             (
@@ -586,6 +592,7 @@ def _rows(result: dict) -> list[tuple]:
                 _times(r, "book_forward_s", 1e3, 0),
                 _times(r, "book_train_step_s", 1, 2),
                 _times(r, "book_recipe_train_step_s", 1, 2),
+                _ratio_cell(r, "book_train_peak_fraction", _percent),
                 _ratio_cell(r, "train_vs_book", _x),
                 _ratio_cell(r, "train_vs_book_recipe", _x),
                 f"{r['first_call_s']:.1f}",
@@ -599,7 +606,9 @@ FOOTNOTE = (
     "Times: median (min–max) over rounds. Ratios are per round, then median (min–max): "
     "'% of round peak' is achieved GFLOP/s over the best GEMM probe of the same round; "
     "'vs book' is the book's step time over ours (> 1: ours is faster); 'equal work' times the "
-    "book's code with the recipe's SGD (momentum and weight decay), as our Trainer does."
+    "book's code with the recipe's SGD (momentum and weight decay), as our Trainer does; 'book train "
+    "% of round peak' is that step's share, so a step at 100 % of the peak is at most 1/(that share) "
+    "ahead of the book."
 )
 
 
@@ -614,6 +623,70 @@ def bench_markdown(result: dict) -> str:
     return (
         f"Measured on {run_heading(result)}.\n\n{table}\n\n{FOOTNOTE}\n\n"
         f"Peak of each round (GFLOP/s, best probe): {rounds}.\n"
+    )
+
+
+RATIO_NAMES = {
+    "forward_peak_fraction": "forward, share of round peak",
+    "train_peak_fraction": "train step, share of round peak",
+    "forward_vs_book": "forward vs book",
+    "train_vs_book": "train step vs book (plain SGD)",
+    "train_vs_book_recipe": "train step vs book (equal work)",
+    "book_train_peak_fraction": "book's equal-work step, share of round peak",
+}
+
+
+def load_result(path: str | Path) -> dict:
+    """A run that ``nin bench --json`` wrote, with a clear error for anything else."""
+    from .errors import NinError
+
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NinError(f"{path} does not exist; give the --json file of a finished `nin bench` run") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise NinError(f"{path} is not a JSON file ({e}); give the --json file of a `nin bench` run") from None
+    if not isinstance(result, dict) or not isinstance(result.get("records"), list):
+        raise NinError(f"{path} is JSON but not a `nin bench --json` result (it has no list of 'records')")
+    return result
+
+
+def agreement(a: dict, b: dict) -> dict:
+    """Whether two runs agree: for every case both measured and every per-round ratio, each
+    run's median lies inside the other's min–max over rounds.  ``rows`` lists them all;
+    ``agree`` is True when every row agrees and the runs share at least one ratio."""
+
+    def ratios(result: dict) -> dict[tuple, dict]:
+        return {
+            (r["backend"], r["model"], r["batch_size"], r.get("precision", "float32"), name): spread
+            for r in result["records"]
+            for name, spread in r.get("ratios", {}).items()
+        }
+
+    mine, theirs = ratios(a), ratios(b)
+    rows = []
+    for key in [k for k in mine if k in theirs]:
+        x, y = mine[key], theirs[key]
+        inside = x["min"] <= y["median"] <= x["max"] and y["min"] <= x["median"] <= y["max"]
+        rows.append({"case": key[:4], "ratio": key[4], "a": x, "b": y, "agree": inside})
+    return {"rows": rows, "agree": bool(rows) and all(row["agree"] for row in rows)}
+
+
+def agreement_markdown(result: dict) -> str:
+    def cell(name: str, spread: dict) -> str:
+        fmt = _percent if name.endswith("peak_fraction") else _x
+        return f"{fmt(spread['median'])} ({fmt(spread['min'])}–{fmt(spread['max'])})"
+
+    header = ("backend", "model", "batch", "ratio", "run A median (min–max)", "run B median (min–max)", "agree")
+    rows = [
+        (*row["case"][:3], RATIO_NAMES.get(row["ratio"], row["ratio"]), cell(row["ratio"], row["a"]),
+         cell(row["ratio"], row["b"]), "yes" if row["agree"] else "**no**")
+        for row in result["rows"]
+    ]  # fmt: skip
+    agreed = sum(row["agree"] for row in result["rows"])
+    return (
+        f"{markdown_table(header, rows, right=(2,))}\n\n{agreed} of {len(rows)} ratios agree "
+        f"(each run's median inside the other's min–max over rounds).\n"
     )
 
 

@@ -120,10 +120,17 @@ def _conformance(args) -> int:
 
 
 def _bench(args) -> int:
-    from .bench import bench, bench_markdown, bench_plot, bench_text
+    from .bench import agreement, agreement_markdown, bench, bench_markdown, bench_plot, bench_text, load_result
     from .frameworks import available_backends
     from .zoo import get_spec
 
+    if args.agree:
+        result = agreement(*(load_result(path) for path in args.agree))
+        if not result["rows"]:
+            raise NinError(f"{args.agree[0]} and {args.agree[1]} share no measured case (backend, model, batch size)")
+        print(agreement_markdown(result), end="")
+        _save(result, args.json)
+        return 0 if result["agree"] else 1
     _check_backends(args.backends)
     backends = args.backends or available_backends()
     for model in args.models:
@@ -448,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--markdown", metavar="FILE")
     p.add_argument("--plot", metavar="FILE", help="PNG bar chart")
+    p.add_argument(
+        "--agree",
+        nargs=2,
+        metavar=("A.json", "B.json"),
+        help="run nothing: say whether two --json runs agree (each ratio's median inside the other run's "
+        "min–max); exit status 1 where one does not",
+    )
     p.set_defaults(run=_bench)
     return parser
 

@@ -68,7 +68,24 @@ CASES = {
         "cut.safetensors is not a readable .safetensors weights file",
     ),
     "weights-nan": (lambda t: _visualize(t, "nan"), "block1.conv0.weight has 1 NaN and 0 inf value(s)"),
+    "bench-agree-missing": (
+        lambda t: ["bench", "--agree", str(t / "a.json"), str(t / "b.json")],
+        "a.json does not exist; give the --json file of a finished `nin bench` run",
+    ),
+    "bench-agree-not-json": (
+        lambda t: ["bench", "--agree", _write(t / "a.json", "{half"), _write(t / "b.json", "{}")],
+        "a.json is not a JSON file",
+    ),
+    "bench-agree-not-bench": (
+        lambda t: ["bench", "--agree", _write(t / "a.json", '{"rows": []}'), _write(t / "b.json", "{}")],
+        "a.json is JSON but not a `nin bench --json` result",
+    ),
 }
+
+
+def _write(path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:

@@ -124,6 +124,11 @@ def test_bench_book_peer_equal_work(tmp_path):
         expected = [b / s for b, s in zip(rounds[book], rounds["train_step_s"], strict=True)]
         assert len(expected) == 2 and ratios[ratio]["rounds"] == pytest.approx(expected)
         assert ratios[ratio]["min"] <= ratios[ratio]["median"] <= ratios[ratio]["max"]
+    # the book's equal-work step on the scale of the round's peak: 3 · 2 · MACs FLOPs per image
+    flops = 3 * 2 * nin.mac_count(nin.get_spec("nin_d2l"))
+    peaks = json.loads((tmp_path / "b.json").read_text())["round_peaks"]
+    expected = [flops / b / 1e9 / p for b, p in zip(rounds["book_recipe_train_step_s"], peaks, strict=True)]
+    assert ratios["book_train_peak_fraction"]["rounds"] == pytest.approx(expected)
 
 
 def test_disturbed_rounds_and_per_round_ratios():
@@ -158,6 +163,43 @@ def test_disturbed_rounds_and_per_round_ratios():
     assert record["ratios"]["train_peak_fraction"]["rounds"] == pytest.approx([0.06, 4 / 79, 3 / 81])
     assert record["ratios"]["forward_peak_fraction"]["rounds"] == pytest.approx([0.1, 10 / 79, 10 / 81])
     assert (record["train_step_s"], record["train_step_min_s"], record["train_step_max_s"]) == (1.5, 1.0, 2.0)
+
+
+def _run_record(backend: str, **ratios: tuple[float, float, float]) -> dict:
+    """A saved run holding one case with the given ratios as (median, min, max)."""
+    spread = {name: {"median": m, "min": lo, "max": hi, "rounds": [lo, m, hi]} for name, (m, lo, hi) in ratios.items()}
+    return {"records": [{"backend": backend, "model": "nin_d2l", "batch_size": 32, "ratios": spread}]}
+
+
+def test_agreement_is_each_median_inside_the_others_range():
+    from nin.bench import agreement
+
+    a = _run_record("torch", train_vs_book=(1.20, 1.10, 1.30), train_peak_fraction=(0.90, 0.85, 0.95))
+    b = _run_record("torch", train_vs_book=(1.25, 1.15, 1.40), train_peak_fraction=(0.80, 0.78, 0.84))
+    result = agreement(a, b)
+    verdicts = {row["ratio"]: row["agree"] for row in result["rows"]}
+    # 1.25 is in [1.10, 1.30] and 1.20 in [1.15, 1.40]; 0.80 is outside [0.85, 0.95]
+    assert verdicts == {"train_vs_book": True, "train_peak_fraction": False} and not result["agree"]
+    # one-sided containment is not agreement: 1.12 is in [1.10, 1.30], but 1.20 is not in [1.05, 1.15]
+    c = _run_record("torch", train_vs_book=(1.12, 1.05, 1.15))
+    assert not agreement(a, c)["rows"][0]["agree"]
+    assert agreement(a, a)["agree"]
+    assert agreement(a, _run_record("jax", train_vs_book=(1.2, 1.1, 1.3))) == {"rows": [], "agree": False}
+
+
+def test_bench_agree_command(tmp_path):
+    same = _run_record("torch", train_vs_book=(1.20, 1.10, 1.30))
+    apart = _run_record("torch", train_vs_book=(1.60, 1.50, 1.70))
+    for name, run in (("a", same), ("b", same), ("c", apart)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(run))
+    agree = _nin(
+        "bench", "--agree", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json", str(tmp_path / "r.json")
+    )
+    assert agree.returncode == 0, agree.stderr
+    assert "| torch | nin_d2l | 32 | train step vs book (plain SGD) | 1.20× (1.10×–1.30×) |" in agree.stdout
+    assert "1 of 1 ratios agree" in agree.stdout and json.loads((tmp_path / "r.json").read_text())["agree"]
+    differ = _nin("bench", "--agree", str(tmp_path / "a.json"), str(tmp_path / "c.json"))
+    assert differ.returncode == 1 and "| **no** |" in differ.stdout and "0 of 1 ratios agree" in differ.stdout
 
 
 @pytest.mark.parametrize("backend", selected_backends())
