@@ -60,7 +60,10 @@ PEAK_SIZES = (2048,)
 PEAK_REPEATS = 3
 # the frameworks whose GEMM probes a GPU, with the cases' settings (TF32 off; Precision.HIGHEST)
 GPU_PROBES = ("torch", "jax")
-ROUNDS = 5
+# interleaved rounds: on the idle 2-core machine two runs of 5 agreed on 11–15 of their 20 ratios
+# (medians drift between runs by more than 5 quiet rounds spread), two runs of 9 on 21 of 24
+# (docs/benchmarks.md)
+ROUNDS = 9
 # a round whose peak is this far below the best round's is flagged as disturbed
 DISTURBED = 0.2
 
