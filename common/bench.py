@@ -513,10 +513,15 @@ def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
+def _spread_cell(spread: dict, fmt: Callable[[float], str]) -> str:
+    """ "median (min–max)" of a per-round ratio's spread."""
+    return f"{fmt(spread['median'])} ({fmt(spread['min'])}–{fmt(spread['max'])})"
+
+
 def _ratio_cell(record: dict, name: str, fmt: Callable[[float], str]) -> str:
     """ "median (min–max)" of a per-round ratio, or "-" where there is none."""
     s = record.get("ratios", {}).get(name)
-    return f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})" if s else "-"
+    return _spread_cell(s, fmt) if s else "-"
 
 
 def _times(record: dict, key: str, scale: float, digits: int) -> str:
@@ -677,8 +682,7 @@ def agreement(a: dict, b: dict) -> dict:
 
 def agreement_markdown(result: dict) -> str:
     def cell(name: str, spread: dict) -> str:
-        fmt = _percent if name.endswith("peak_fraction") else _x
-        return f"{fmt(spread['median'])} ({fmt(spread['min'])}–{fmt(spread['max'])})"
+        return _spread_cell(spread, _percent if name.endswith("peak_fraction") else _x)
 
     header = ("backend", "model", "batch", "ratio", "run A median (min–max)", "run B median (min–max)", "agree")
     rows = [
