@@ -22,54 +22,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from types import ModuleType
-from typing import Any
 
 import numpy
 
 from nin.errors import BackendUnavailable, UnknownNameError
 
-# The backend contract: public name -> the file of ``frameworks/<backend>/`` that defines it, the
-# same in all four backends.  Adding a name to the contract is one line here (and the
-# definition in each backend); every backend's ``__init__`` derives its ``__all__`` from this.
-CONTRACT: dict[str, str] = {
-    "nin_block": "model",
-    "NiN": "model",
-    "build": "adapter",
-    "load_state": "adapter",
-    "export_state": "adapter",
-    "forward": "adapter",
-    "intermediates": "adapter",
-    "param_count": "adapter",
-    "loss_and_grads": "adapter",
-    "framework_version": "adapter",
-    "gpu_available": "adapter",
-    "Trainer": "train",
-    # the native half: the framework's own objects, which train.py and distributed.py build on
-    "to_native": "adapter",
-    "from_native": "adapter",
-    "native_parameters": "adapter",
-    "native_input": "adapter",
-    "native_labels": "adapter",
-    "compute_scope": "adapter",
-    "set_threads": "adapter",
-    "gemm_probe": "adapter",
-    "device_peak_mb": "adapter",
-    "device_name": "adapter",
-    "synchronize": "adapter",
-    "FORMATS": "export",
-    "export_model": "export",
-    "run_exported": "export",
-    "export_onnx": "export",
-}
-
-
-def contract_attribute(package: str, name: str) -> Any:
-    """Public name ``name`` of backend package ``package`` (e.g. "nin.frameworks.torch"),
-    imported from the file ``CONTRACT`` gives it: each backend's module ``__getattr__``."""
-    if name not in CONTRACT:
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{package}.{CONTRACT[name]}"), name)
-
+from .record import CONTRACT, PRECISIONS, BackendRecord, Needs, contract_attribute  # noqa: F401
 
 # backend name -> the top-level modules it needs
 _REQUIRES: dict[str, tuple[str, ...]] = {
@@ -95,7 +53,6 @@ _PRECISIONS: dict[str, tuple[str, ...]] = {
     "mxnet": ("float32",),
     "onnxruntime": ("float32",),
 }
-PRECISIONS = ("float32", "bf16")
 
 # backend name -> the native deployment formats its ``export.py`` writes (``nin export``)
 _EXPORT_FORMATS: dict[str, tuple[str, ...]] = {

@@ -9,7 +9,23 @@ import os
 from importlib import metadata
 from typing import Any
 
-from nin.frameworks import CONTRACT, contract_attribute
+from nin.frameworks.record import CONTRACT, D2L, BackendRecord, Needs, contract_attribute
+
+RECORD = BackendRecord(
+    name="jax",
+    requires=("jax", "jaxlib", "flax", "optax"),
+    extra="jax",
+    precisions=("float32", "bf16"),
+    export_formats=("stablehlo",),
+    # XLA's CPU client sizes its Eigen pool from NPROC (xla/pjrt/utils.cc, DefaultThreadPoolSize)
+    thread_env=("OMP_NUM_THREADS", "NPROC"),
+    gpu_probe=True,
+    parts={"d2l_book": D2L, "distributed": Needs()},
+    lacks={
+        "onnx_export": "JAX has no ONNX exporter of its own; write the graph with nin.onnx (nin export MODEL --format onnx)"
+    },
+    order=30,
+)
 
 __all__ = list(CONTRACT)
 
