@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +141,10 @@ class BackendRecord:
     has, each with what it needs beyond ``requires``; ``lacks``: every other optional part, with
     the one-line reason ``get_part`` gives when it is asked for (a backend that trains states one
     for each part it lacks).  ``order``: where it stands in listings (lower first; framework
-    backends before inference-only runtimes).
+    backends before inference-only runtimes).  ``prepare``: a function run once per process
+    before the backend's framework is first imported (by ``get_backend`` or a contract name of
+    its package), for the host settings that must precede the import; reading the record runs
+    nothing.
     """
 
     name: str
@@ -156,6 +159,7 @@ class BackendRecord:
     parts: Mapping[str, Needs] = field(default_factory=dict, hash=False)
     lacks: Mapping[str, str] = field(default_factory=dict, hash=False)
     order: int = 100
+    prepare: Callable[[], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", _frozen(self.parts))
@@ -195,9 +199,23 @@ class BackendRecord:
         return sorted(files)
 
 
+_PREPARED: set[str] = set()
+
+
+def prepare(package: str) -> None:
+    """Run the ``prepare`` hook of backend package ``package``'s record, once per process."""
+    if package not in _PREPARED:
+        hook = importlib.import_module(package).RECORD.prepare
+        if hook is not None:
+            hook()
+        _PREPARED.add(package)
+
+
 def contract_attribute(package: str, name: str, names: Mapping[str, str] = CONTRACT) -> Any:
     """Public name ``name`` of backend package ``package`` (e.g. "nin.frameworks.torch"),
-    imported from the file ``names`` (the contract) gives it: each backend's module ``__getattr__``."""
+    imported from the file ``names`` (the contract) gives it, after the record's ``prepare``:
+    each backend's module ``__getattr__``."""
     if name not in names:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    prepare(package)
     return getattr(importlib.import_module(f"{package}.{names[name]}"), name)

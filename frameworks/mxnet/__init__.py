@@ -16,6 +16,17 @@ import numpy
 
 from nin.frameworks.record import CONTRACT, D2L, BackendRecord, Needs, contract_attribute
 
+
+def _restore_numpy_bool() -> None:
+    """MXNet 1.9.1 is retired upstream and still uses the alias ``numpy.bool``, which NumPy 1.24
+    removed; restore it (the builtin, as NumPy < 1.24 had it) before the first ``import mxnet``,
+    or importing MXNet fails on NumPy 1.24-1.26.  NumPy 2 has ``numpy.bool`` again (its boolean
+    scalar type), which is left alone.  The record's ``prepare`` hook: run before the backend
+    first imports MXNet, not when its record is read."""
+    if numpy.lib.NumpyVersion(numpy.__version__) < "2.0.0":
+        numpy.bool = bool
+
+
 RECORD = BackendRecord(
     name="mxnet",
     requires=("mxnet",),
@@ -33,14 +44,8 @@ RECORD = BackendRecord(
         )
     },
     order=40,
+    prepare=_restore_numpy_bool,
 )
-
-# MXNet 1.9.1 is retired upstream and still uses the alias ``numpy.bool``, which NumPy 1.24
-# removed; restore it (the builtin, as NumPy < 1.24 had it) before the first ``import mxnet``,
-# which happens in the submodules, or importing MXNet fails on NumPy 1.24-1.26.  NumPy 2 has
-# ``numpy.bool`` again (its boolean scalar type), which is left alone.
-if numpy.lib.NumpyVersion(numpy.__version__) < "2.0.0":
-    numpy.bool = bool
 
 __all__ = list(CONTRACT)
 
