@@ -168,6 +168,17 @@ def list_runtimes() -> list[str]:
     return list(_registry().backends)
 
 
+def framework_modules() -> list[str]:
+    """Every top-level module the records name: the backends' frameworks and what their optional
+    parts need (``import nin`` imports none of them)."""
+    modules: dict[str, None] = {}
+    for backend in _registry().backends.values():
+        modules.update(dict.fromkeys(backend.record.requires))
+        for needs in backend.record.parts.values():
+            modules.update(dict.fromkeys(needs.modules))
+    return list(modules)
+
+
 def backend_trains(name: str) -> bool:
     """Whether a backend trains (``Trainer``, ``loss_and_grads``); onnxruntime does not."""
     return backend_record(name).trains
