@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 
 def packages() -> list[str]:
     """``nin``, ``nin.frameworks`` and every package under frameworks/, by its import name."""
-    return ["nin", "nin.frameworks", *(f"nin.frameworks.{name}" for name in find_packages("frameworks"))]
+    return ["nin", "nin.frameworks", *(f"nin.frameworks.{name}" for name in sorted(find_packages("frameworks")))]
 
 
 if __name__ == "__main__":

@@ -81,24 +81,26 @@ def _read_record(package: str, name: str) -> BackendRecord:
     return record
 
 
-def _outside() -> tuple[dict[str, Backend], dict[str, str]]:
-    """The backends of the ``nin.backends`` entry points, and those that cannot be read, with why."""
+def _outside(taken: Iterable[str]) -> tuple[dict[str, Backend], dict[str, str]]:
+    """The backends of the ``nin.backends`` entry points, and those that cannot be read, with why
+    (a name in ``taken``, this repository's, is one of those)."""
     found: dict[str, Backend] = {}
     broken: dict[str, str] = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         distribution = ep.dist.name if ep.dist is not None else "?"
         where = f"entry point {ep.name} = {ep.value!r} of {distribution}"
-        if ep.name in found or ep.name in broken:
+        if ep.name in taken:
+            broken[ep.name] = f"{where} registers a backend named {ep.name!r}, which nin-suite has"
+        elif ep.name in found or ep.name in broken:
             broken[ep.name] = f"two distributions register a backend named {ep.name!r}; uninstall one ({where})"
             found.pop(ep.name, None)
-            continue
-        if ep.attr:
+        elif ep.attr:
             broken[ep.name] = f"{where} names an object; it must name the backend's package"
-            continue
-        try:
-            found[ep.name] = Backend(_read_record(ep.module, ep.name), ep.module, distribution)
-        except Exception as e:  # an outside package's own error: the backend is broken, the suite is not
-            broken[ep.name] = f"{where} cannot be read: {type(e).__name__}: {e}"
+        else:
+            try:
+                found[ep.name] = Backend(_read_record(ep.module, ep.name), ep.module, distribution)
+            except Exception as e:  # an outside package's own error: the backend is broken, the suite is not
+                broken[ep.name] = f"{where} cannot be read: {type(e).__name__}: {e}"
     return found, broken
 
 
@@ -110,9 +112,7 @@ def _registry() -> _Registry:
         if info.ispkg:
             package = f"{__name__}.{info.name}"
             backends[info.name] = Backend(_read_record(package, info.name), package, DISTRIBUTION)
-    outside, broken = _outside()
-    for name in [name for name in outside if name in backends]:
-        broken[name] = f"{outside.pop(name).package} registers a backend named {name!r}, which nin-suite has"
+    outside, broken = _outside(backends)
     backends.update(outside)
     for name, why in broken.items():
         warnings.warn(f"backend {name!r} left out: {why}", RuntimeWarning, stacklevel=2)
