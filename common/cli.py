@@ -33,13 +33,13 @@ class _Parser(argparse.ArgumentParser):
 def _check_backends(names: list[str] | None, extra: tuple[str, ...] = (), runtimes: bool = False) -> None:
     """Reject unknown backend names before anything is imported or run; ``runtimes`` admits the
     inference-only runtimes (onnxruntime) too, for the commands that only run forward passes."""
-    from .frameworks import backend_record, list_backends, list_runtimes
+    from .frameworks import backend_record, broken_backends, list_backends, list_runtimes
 
     known = [*extra, *(list_runtimes() if runtimes else list_backends())]
     for name in names or []:
         if name not in known:
-            if name not in extra:
-                backend_record(name)  # an unknown name, or an outside backend that cannot be read: says why
+            if name in broken_backends():
+                backend_record(name)  # an outside backend that cannot be read: the error says why
             raise NinError(f"unknown backend {name!r}; known backends: {', '.join(known)}")
 
 

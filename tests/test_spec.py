@@ -201,9 +201,7 @@ def test_missing_framework_names_the_extra(name, monkeypatch):
     extra = frameworks.backend_record(name).extra
     monkeypatch.setattr(frameworks, "missing_modules", lambda b: ["surely_not_installed_module"] if b == name else [])
     assert name not in nin.available_backends()
-    with pytest.raises(
-        nin.BackendUnavailable, match=rf"surely_not_installed_module.*pip install 'nin-suite\[{extra}\]'"
-    ):
+    with pytest.raises(nin.BackendUnavailable, match=rf"pip install 'nin-suite\[{extra}\]'"):
         nin.get_backend(name)
 
 
