@@ -38,7 +38,9 @@ def test_exports_exactly_the_contract(name):
         f"{backend.__name__}.__all__ lacks {sorted(set(contract) - set(backend.__all__))} of the contract"
     )
     if backend_record(name).trains:  # a framework backend exports the contract and nothing else
-        assert backend.__all__ == list(contract), f"{backend.__name__}.__all__ is {backend.__all__}, not {list(contract)}"
+        assert backend.__all__ == list(contract), (
+            f"{backend.__name__}.__all__ is {backend.__all__}, not {list(contract)}"
+        )
     for public, file in contract.items():
         value = getattr(backend, public)
         home = importlib.import_module(f"{backend.__name__}.{file}")
