@@ -59,9 +59,9 @@ class Backend:
     package: str  # e.g. "nin.frameworks.torch"
     distribution: str  # "nin-suite" for the backends of this repository
 
-    def install(self, extra: str | None = None) -> str:
-        """The pip command that installs this backend's framework (or ``extra`` of its distribution)."""
-        extra = self.record.extra if extra is None else extra
+    def install(self) -> str:
+        """The pip command that installs this backend's framework."""
+        extra = self.record.extra
         return f"pip install '{self.distribution}[{extra}]'" if extra else f"pip install '{self.distribution}'"
 
 
