@@ -171,7 +171,9 @@ def _extras_from_pyproject(extras: list[str]) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("extras", [["all", "dev"], ["current", "dev"], ["torch"], ["onnx"]])
+@pytest.mark.parametrize(
+    "extras", [["all", "dev"], ["current", "dev"], *([backend_record(n).extra] for n in list_runtimes())]
+)
 def test_the_backends_of_extras_follow_pyproject(extras):
     """What ``nin backends --extra`` (the Makefile's NIN_REQUIRE_BACKENDS) says each set of extras
     installs, against pyproject.toml read here."""
