@@ -40,8 +40,9 @@ __version__ = "0.1.0"
 
 
 def list_backends() -> list[str]:
-    """The framework backends the suite knows: torch, tensorflow, jax, mxnet (the inference-only
-    onnxruntime is in ``nin.frameworks.list_runtimes()``)."""
+    """The framework backends the registry knows (this repository's and those installed through
+    the ``nin.backends`` entry points); the inference-only runtimes (onnxruntime) are in
+    ``nin.frameworks.list_runtimes()``."""
     from .frameworks import list_backends
 
     return list_backends()

@@ -12,7 +12,7 @@ The cases, each in its own warm worker process (``python -m nin.bench worker``):
   training step with the plain SGD the book uses, and with the recipe's SGD (momentum and
   weight decay), so that one ratio compares equal work;
 * **probe**, per framework (NumPy and each benchmarked backend, or on a GPU those of
-  ``GPU_PROBES``): the best of ``PEAK_REPEATS`` n×n GEMMs at each n of ``PEAK_SIZES``.
+  ``nin.frameworks.gpu_probes()``): the best of ``PEAK_REPEATS`` n×n GEMMs at each n of ``PEAK_SIZES``.
 
 Every round runs every case once, round-robin, each round starting one case further along
 the list (so no case always follows the same neighbour).  A call is timed until the backend's
@@ -58,8 +58,6 @@ from .zoo import get_spec
 
 PEAK_SIZES = (2048,)
 PEAK_REPEATS = 3
-# the frameworks whose GEMM probes a GPU, with the cases' settings (TF32 off; Precision.HIGHEST)
-GPU_PROBES = ("torch", "jax")
 # interleaved rounds: on the idle 2-core machine two runs of 5 agreed on 11–15 of their 20 ratios
 # (medians drift between runs by more than 5 quiet rounds spread), two runs of 9 on 21 of 24
 # (docs/benchmarks.md)
@@ -143,14 +141,6 @@ def has_peer(model: str, input_size: tuple[int, ...], device: str, precision: st
     return model == "nin_d2l" and tuple(input_size) == (224, 224) and device == "cpu" and precision == "float32"
 
 
-def _has_module(backend: str, module: str) -> bool:
-    """Whether ``nin.frameworks.<backend>.<module>`` exists, found without importing the
-    backend (``importlib.util.find_spec`` of a submodule would import its framework)."""
-    from . import frameworks
-
-    return any((Path(folder) / backend / f"{module}.py").is_file() for folder in frameworks.__path__)
-
-
 def _batch(spec, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     from .conformance import sample_batch
 
@@ -161,7 +151,7 @@ class _Ours:
     """A backend's model and ``Trainer``; setup records the first call and first step."""
 
     def __init__(self, backend, model, batch_size, input_size, device, precision, threads):
-        from . import get_backend
+        from .frameworks import backend_trains, get_backend
         from .train import Recipe
 
         spec = get_spec(model, input_size=tuple(input_size) if input_size else None)
@@ -179,12 +169,10 @@ class _Ours:
         adapter.forward(self.net, self.x)
         self.setup["first_call_s"] = time.perf_counter() - start
         self.adapter, self.device, self.trainer = adapter, device, None
-        if not _has_module(backend, "train"):
+        if not backend_trains(backend):
             self.setup["train_note"] = f"the {backend} backend has no Trainer (inference only): no training step"
             return
-        from importlib import import_module
-
-        self.trainer = import_module(f"nin.frameworks.{backend}.train").Trainer(self.net, Recipe())
+        self.trainer = adapter.Trainer(self.net, Recipe())
         start = time.perf_counter()
         self.trainer.step(self.x, self.y, 0.01)
         self.setup["first_train_step_s"] = time.perf_counter() - start
@@ -207,15 +195,13 @@ class _Book:
     """The d2l book's code: forward, a step with its plain SGD, one with the recipe's SGD."""
 
     def __init__(self, backend, model, batch_size, input_size, device, precision, threads):
-        from importlib import import_module
-
-        from . import get_backend
+        from .frameworks import get_backend, get_part
         from .train import Recipe
 
         adapter = get_backend(backend)  # the framework imported (and patched) as ours is
         adapter.set_threads(threads)
         self.sync = adapter.synchronize
-        book = import_module(f"nin.frameworks.{backend}.d2l_book")
+        book = get_part(backend, "d2l_book")
         spec = get_spec(model, input_size=tuple(input_size) if input_size else None)
         self.x, self.y = _batch(spec, batch_size)
         self.book, self.model = book, book.build()
@@ -407,9 +393,9 @@ def bench(
 ) -> dict:
     """Every case and every GEMM probe in its own warm worker, timed in ``rounds`` interleaved
     rounds; a case that fails is reported, not fatal.  On the CPU the probes are NumPy's and
-    each benchmarked backend's GEMM; on a GPU, those of ``GPU_PROBES``.  ``on_round`` gets
+    each benchmarked backend's GEMM; on a GPU, those of ``nin.frameworks.gpu_probes()``.  ``on_round`` gets
     the result so far after every round (so an interrupted run leaves its finished rounds)."""
-    from .frameworks import thread_env
+    from .frameworks import backend_record, gpu_probes, thread_env
 
     threads = threads or os.cpu_count() or 1
     base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -417,7 +403,7 @@ def bench(
     def env(name: str) -> dict:
         return dict(base, OMP_NUM_THREADS=str(threads)) if name == "numpy" else dict(base, **thread_env(name, threads))
 
-    probed = list(GPU_PROBES) if device == "gpu" else ["numpy", *backends]
+    probed = gpu_probes() if device == "gpu" else ["numpy", *backends]
     common = {"device": device, "precision": precision, "threads": threads}
     probes = {}
     for name in probed:
@@ -433,7 +419,7 @@ def bench(
                 ours = _Worker("ours", args, env(backend))
                 book = None
                 if peer and has_peer(model, spec.input_size, device, precision) and "error" not in ours.setup:
-                    if _has_module(backend, "d2l_book"):
+                    if "d2l_book" in backend_record(backend).parts:
                         book = _Worker("book", args, env(backend))
                 cases.append(_Case(backend, model, batch_size, ours, book))
                 log(_setup_line(cases[-1]))

@@ -4,6 +4,7 @@ nin summary MODEL [--input-size H W] [--num-classes K] [--backend NAME] [--json]
 nin compare [MODEL] [--backends ...] [--device cpu|gpu] [--json F]
 nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
 nin models
+nin backends [--extra EXTRA ...]
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
           [--workers N | --coordinator HOST:PORT --rank R --world-size N]
 nin export MODEL [--backend NAME] --weights FILE|pretrained --format onnx|torchscript|savedmodel|stablehlo|gluon --out PATH
@@ -32,11 +33,13 @@ class _Parser(argparse.ArgumentParser):
 def _check_backends(names: list[str] | None, extra: tuple[str, ...] = (), runtimes: bool = False) -> None:
     """Reject unknown backend names before anything is imported or run; ``runtimes`` admits the
     inference-only runtimes (onnxruntime) too, for the commands that only run forward passes."""
-    from .frameworks import list_backends, list_runtimes
+    from .frameworks import backend_record, broken_backends, list_backends, list_runtimes
 
     known = [*extra, *(list_runtimes() if runtimes else list_backends())]
     for name in names or []:
         if name not in known:
+            if name in broken_backends():
+                backend_record(name)  # an outside backend that cannot be read: the error says why
             raise NinError(f"unknown backend {name!r}; known backends: {', '.join(known)}")
 
 
@@ -258,7 +261,7 @@ def _cluster(args, recipe, seeds):
     """This process's place in a data-parallel job (flags, else torchrun's variables), or None;
     every check a launcher can make before a process starts."""
     from .distributed import check_port_free, check_split, cluster_from
-    from .frameworks import available_backends, get_backend
+    from .frameworks import backends_with_part, part_unavailable_reason
 
     cluster = cluster_from(args.rank, args.world_size, args.coordinator, args.device)
     if cluster is None and args.workers == 1:
@@ -268,12 +271,14 @@ def _cluster(args, recipe, seeds):
     if cluster is not None and args.workers > 1:
         raise NinError("--workers N starts N local workers itself; leave out --rank, --world-size and --coordinator")
     if args.backend == "numpy":
-        raise NinError("the numpy backend trains in one process; use --workers with torch, tensorflow, jax or mxnet")
+        having = ", ".join(backends_with_part("distributed"))
+        raise NinError(f"the numpy backend trains in one process; use --workers with one of: {having}")
     if seeds is not None or args.visualize_every:
         raise NinError("data-parallel training runs one seed and no --visualize-every; use --seed")
     check_split(recipe.batch_size, cluster.world_size if cluster else args.workers)
-    if args.backend not in available_backends():
-        get_backend(args.backend)  # raises the registry's error naming the extra to install
+    reason = part_unavailable_reason(args.backend, "distributed")  # the record lacks it, or a framework is missing
+    if reason:
+        raise NinError(reason)
     if cluster is not None and cluster.rank == 0 and args.rank is not None:
         check_port_free(cluster.host, cluster.port)
     return cluster
@@ -332,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the zoo")
     p.set_defaults(run=_models)
+
+    from . import backends
+
+    backends.add_arguments(sub.add_parser("backends", help=backends.HELP)).set_defaults(run=backends.run)
 
     p = sub.add_parser("compare", help="one table, a row per backend, checked against the NumPy reference")
     p.add_argument("model", nargs="?", default="nin_d2l")

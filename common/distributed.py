@@ -23,7 +23,6 @@ of the mean loss; dropout is seeded from ``(seed, epoch, rank)``; only rank 0 wr
 from __future__ import annotations
 
 import errno
-import importlib
 import os
 import signal
 import socket
@@ -182,12 +181,11 @@ def evaluate_shard(
 
 
 def engine(backend: str) -> ModuleType:
-    """``nin.frameworks.<backend>.distributed``, with the registry's clear error when its
-    framework is missing."""
-    from .frameworks import get_backend
+    """The backend's data-parallel part (its ``distributed.py``), with the registry's one-line
+    reason where the backend lacks one or its framework is missing."""
+    from .frameworks import get_part
 
-    get_backend(backend)
-    return importlib.import_module(f"nin.frameworks.{backend}.distributed")
+    return get_part(backend, "distributed")
 
 
 def train_worker(

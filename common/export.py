@@ -10,7 +10,6 @@ Every output appears whole or not at all: it is written under a temporary name b
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from pathlib import Path
@@ -75,12 +74,11 @@ def export(spec: NiNSpec, weights: Weights, fmt: str, out: str | Path, backend: 
     from .frameworks import get_backend
 
     adapter = get_backend(owner)
-    module = importlib.import_module(f"nin.frameworks.{owner}.export")
     model = adapter.build(spec)
     adapter.load_state(model, weights)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        module.export_model(model, tmp, fmt)
+        adapter.export_model(model, tmp, fmt)
         _place(tmp, out)
     finally:
         if tmp.is_dir():
@@ -97,5 +95,4 @@ def run_exported(path: str | Path, fmt: str, x: np.ndarray) -> np.ndarray:
 
     if owner is None:
         return get_backend("onnxruntime").run_file(path, x)  # a clear error where it is missing
-    get_backend(owner)  # imports the framework with the backend's own settings (e.g. MXNet's shim)
-    return importlib.import_module(f"nin.frameworks.{owner}.export").run_exported(path, fmt, x)
+    return get_backend(owner).run_exported(path, fmt, x)  # the framework with its backend's own settings

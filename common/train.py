@@ -325,9 +325,11 @@ def get_trainer(backend: str, model: str | NiNSpec, recipe: Recipe, device: str 
 
 def backend_name(trainer: Trainer) -> str:
     """``numpy`` for ``NumpyTrainer``, else the backend whose ``train`` module defines it."""
-    module = type(trainer).__module__
-    if module.startswith("nin.frameworks."):
-        return module.split(".")[2]
+    from .frameworks import backend_of
+
+    name = backend_of(type(trainer).__module__)
+    if name is not None:
+        return name
     return "numpy" if isinstance(trainer, NumpyTrainer) else type(trainer).__name__
 
 

@@ -32,6 +32,13 @@ def selected_backends() -> list[str]:
     return [b for b in selected_runtimes() if b not in list_runtimes() or backend_trains(b)]
 
 
+def selected_with_part(part: str) -> list[str]:
+    """The selected backends whose record says they have optional ``part`` (``nin.frameworks.record.OPTIONAL_PARTS``)."""
+    from nin.frameworks import backend_record, list_runtimes
+
+    return [b for b in selected_backends() if b not in list_runtimes() or part in backend_record(b).parts]
+
+
 def required_backends() -> list[str]:
     """The backends ``NIN_REQUIRE_BACKENDS`` (comma list) says must be available."""
     return [b for b in os.environ.get("NIN_REQUIRE_BACKENDS", "").split(",") if b]
@@ -49,6 +56,21 @@ def backend_or_skip(name: str):
             pytest.fail(f"{reason}; NIN_REQUIRE_BACKENDS={os.environ['NIN_REQUIRE_BACKENDS']} requires it")
         pytest.skip(reason)
     return nin.get_backend(name)
+
+
+def part_or_skip(name: str, part: str):
+    """The module of optional ``part`` of backend ``name`` (``nin.frameworks.get_part``), or a
+    skip naming why it cannot be used here — a failure where the backend is in
+    ``NIN_REQUIRE_BACKENDS``, as for the backend itself."""
+    from nin.frameworks import get_part, part_unavailable_reason
+
+    backend_or_skip(name)
+    reason = part_unavailable_reason(name, part)
+    if reason:
+        if name in required_backends():
+            pytest.fail(f"{reason}; NIN_REQUIRE_BACKENDS={os.environ['NIN_REQUIRE_BACKENDS']} requires it")
+        pytest.skip(reason)
+    return get_part(name, part)
 
 
 def require(adapter, capability: str) -> None:

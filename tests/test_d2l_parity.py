@@ -3,21 +3,11 @@ describes: same parameter count, same layer output shapes (d2l §8.3's ``layer_s
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
-from conftest import backend_or_skip, selected_backends
+from conftest import part_or_skip, selected_with_part
 
 import nin
-
-
-def _book(backend_name: str):
-    backend_or_skip(backend_name)
-    try:
-        return importlib.import_module(f"nin.frameworks.{backend_name}.d2l_book")
-    except ImportError as e:
-        pytest.skip(f"the d2l package does not import beside {backend_name} here: {e}")
 
 
 def _top_level_names(spec: nin.NiNSpec) -> list[str]:
@@ -29,9 +19,9 @@ def _top_level_names(spec: nin.NiNSpec) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("backend_name", selected_backends())
+@pytest.mark.parametrize("backend_name", selected_with_part("d2l_book"))
 def test_d2l_book_nin_matches_spec(backend_name):
-    book = _book(backend_name)
+    book = part_or_skip(backend_name, "d2l_book")
     spec = nin.get_spec("nin_d2l")
     model = book.build(num_classes=10, in_channels=1, input_size=224)
     assert book.param_count(model) == nin.param_count(spec) == 1_992_166

@@ -4,7 +4,7 @@ switches and ``TF_USE_LEGACY_KERAS`` must not leak into the pytest process."""
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import os
 import re
 import subprocess
@@ -27,17 +27,19 @@ EPOCHS, SUBSET = 1, 4000
 MIN_VAL_ACC = 0.5
 
 
-def _skip_reason(framework: str) -> str | None:
-    if importlib.util.find_spec("d2l") is None:
-        return "the d2l package is not installed"
-    if importlib.util.find_spec(framework) is None:
-        return f"{framework} is not installed"
-    return None
+def _script_frameworks() -> list[str]:
+    """The frameworks the example drives: its ``FRAMEWORKS``, read without running it."""
+    for node in ast.parse(SCRIPT.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["FRAMEWORKS"]:
+            return list(ast.literal_eval(node.value))
+    raise AssertionError(f"{SCRIPT} defines no FRAMEWORKS")
 
 
-@pytest.mark.parametrize("framework", ["mxnet", "jax", "tensorflow"])
+@pytest.mark.parametrize("framework", _script_frameworks())
 def test_d2l_trainer_drives_native_nin(framework):
-    reason = _skip_reason(framework)
+    from nin.frameworks import part_unavailable_reason
+
+    reason = part_unavailable_reason(framework, "d2l_book")  # the backend, and the d2l package beside it
     if reason:
         pytest.skip(reason)
     env = dict(os.environ, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, selected_backends
+from conftest import backend_or_skip, selected_with_part
 
 import nin
 from nin import cli
@@ -48,7 +48,7 @@ from nin.data import batches, load_dataset, synthetic
 from nin.distributed import DistributedError, check_split, cluster_from, launch, local_shard
 from nin.train import NumpyTrainer, Recipe, fit, get_trainer, load_checkpoint, lr_at
 
-BACKENDS = selected_backends()
+BACKENDS = selected_with_part("distributed")
 RTOL = 1e-5
 N_TRAIN, N_TEST, BATCH = 83, 21, 16
 LONG_EPOCHS = 12

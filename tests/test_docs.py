@@ -17,7 +17,7 @@ import nin
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 TUTORIALS = sorted(path.name for path in DOCS.glob("[0-9][0-9]_*.py"))
-FRAMEWORK_MODULES = ("torch", "tensorflow", "jax", "flax", "optax", "mxnet")
+FRAMEWORK_MODULES = tuple(nin.frameworks.framework_modules())
 
 # Lines each tutorial must print, as (what it needs, text). "" needs nothing; a backend name
 # needs that backend installed; "procfs" needs Linux's /proc/self/clear_refs.

@@ -18,10 +18,11 @@ from conftest import backend_or_skip
 import nin
 from nin import reference
 from nin.conformance import GRAD_RTOL, gradient_case, max_rel_error
+from nin.frameworks import gpu_probes
 
 pytestmark = pytest.mark.gpu
 
-GPU_BACKENDS = ("torch", "jax")
+GPU_BACKENDS = gpu_probes()
 MODELS = ("nin_tiny", "nin_cifar10", "nin_d2l", "nin3d")
 
 

@@ -57,10 +57,10 @@ def test_the_cycle_finder_finds_one():
     ]
 
 
-# The frameworks and runtimes whose code lives in frameworks/<name>/ only.  ``onnx`` (the file
-# format: protobuf messages, no runtime) is not among them: nin.onnx writes the graph with it.
-FRAMEWORKS = {"torch", "tensorflow", "keras", "tf_keras", "tf2onnx", "jax", "jaxlib", "flax", "optax", "mxnet"}
-FRAMEWORKS |= {"onnxruntime", "torchvision"}
+# The frameworks and runtimes whose code lives in frameworks/<name>/ only: every module the
+# backends' records name, and two that come with a framework, which no record needs.  ``onnx``
+# (the file format: protobuf messages, no runtime) is not among them: nin.onnx writes the graph with it.
+FRAMEWORKS = set(nin.frameworks.framework_modules()) - {"onnx"} | {"tf_keras", "torchvision"}
 
 
 def _top_level_imports(path: Path) -> dict[str, int]:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch
+from conftest import backend_or_skip, batch, part_or_skip
 
 import nin
 from nin import reference
 from nin.conformance import FORWARD_RTOL, max_rel_error
 from nin.errors import NinError, WeightsError
+from nin.frameworks import backend_record, backends_with_part, list_backends
 
 onnx = pytest.importorskip("onnx", reason="nin.onnx needs the onnx package (pip install 'nin-suite[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs onnxruntime")
@@ -135,7 +136,7 @@ def test_save_model_is_atomic_and_validates_first(tmp_path):
 
 
 def test_onnxruntime_backend_is_inference_only():
-    from nin.frameworks import backend_trains, list_backends, list_runtimes
+    from nin.frameworks import backend_trains, list_runtimes
 
     assert "onnxruntime" in list_runtimes() and "onnxruntime" not in list_backends()
     assert not backend_trains("onnxruntime") and backend_trains("torch")
@@ -182,13 +183,12 @@ EXPORTER_SPEC = nin.NiNSpec(
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["torch", "tensorflow"])
+@pytest.mark.parametrize("name", backends_with_part("onnx_export"))
 def test_framework_onnx_exporter_runs_in_onnxruntime(name, tmp_path):
-    """torch.onnx.export and tf2onnx on a model with a head (flatten order matters)."""
+    """The frameworks' own exporters (torch.onnx.export, tf2onnx) on a model with a head
+    (flatten order matters)."""
     adapter = backend_or_skip(name)
-    if name == "tensorflow":
-        pytest.importorskip("tf2onnx", reason="tf2onnx is not installed")
-    export = pytest.importorskip(f"nin.frameworks.{name}.export")
+    export = part_or_skip(name, "onnx_export")
     weights = _random_weights(EXPORTER_SPEC)
     net = adapter.build(EXPORTER_SPEC)
     adapter.load_state(net, weights)
@@ -201,12 +201,14 @@ def test_framework_onnx_exporter_runs_in_onnxruntime(name, tmp_path):
         assert all(np.array_equal(back[k], w) for k, w in weights.items())
 
 
-@pytest.mark.parametrize("name", ["jax", "mxnet"])
+@pytest.mark.parametrize("name", [b for b in list_backends() if b not in backends_with_part("onnx_export")])
 def test_missing_onnx_exporters_say_why(name, tmp_path):
-    backend_or_skip(name)
-    export = pytest.importorskip(f"nin.frameworks.{name}.export")
-    with pytest.raises(nin.BackendUnavailable, match="nin export MODEL --format onnx"):
-        export.export_onnx(None, tmp_path / "m.onnx")
+    """A backend whose record lacks the part still defines the contract's ``export_onnx``, which
+    refuses with the record's reason."""
+    adapter = backend_or_skip(name)
+    with pytest.raises(nin.BackendUnavailable, match="nin export MODEL --format onnx") as refused:
+        adapter.export_onnx(None, tmp_path / "m.onnx")
+    assert str(refused.value) == backend_record(name).lacks["onnx_export"]
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -9,13 +9,13 @@ import os
 from importlib import metadata
 from typing import Any
 
-from nin.frameworks import CONTRACT, contract_attribute
+from nin.frameworks.record import CONTRACT, D2L, BackendRecord, Needs, contract_attribute
 
 __all__ = list(CONTRACT)
 
-# A host setting (frameworks/README.md, "Host settings"), made here because XLA reads XLA_FLAGS
-# once, when JAX creates its first client: this package is imported before any of its modules
-# computes.  jaxlib 0.10 routes CPU convolutions through YNNPACK fusions, and nin_d2l's training
+# A host setting (frameworks/README.md, "Host settings"), made by the record's ``prepare`` hook,
+# before the backend first imports JAX, because XLA reads XLA_FLAGS once, when JAX creates its
+# first client.  jaxlib 0.10 routes CPU convolutions through YNNPACK fusions, and nin_d2l's training
 # step measured 1.15× slower than on jaxlib 0.7.1 (docs/environments.md); with them off it is
 # 0.97×.  XLA aborts the process on a flag it does not know, so the flag is set only for the
 # jaxlib releases it was measured on, never where XLA_FLAGS already names it, and not with
@@ -39,7 +39,22 @@ def _set_xla_cpu_flags() -> None:
     os.environ["XLA_FLAGS"] = f"{current} {flag}".strip()
 
 
-_set_xla_cpu_flags()
+RECORD = BackendRecord(
+    name="jax",
+    requires=("jax", "jaxlib", "flax", "optax"),
+    extra="jax",
+    precisions=("float32", "bf16"),
+    export_formats=("stablehlo",),
+    # XLA's CPU client sizes its Eigen pool from NPROC (xla/pjrt/utils.cc, DefaultThreadPoolSize)
+    thread_env=("OMP_NUM_THREADS", "NPROC"),
+    gpu_probe=True,
+    parts={"d2l_book": D2L, "distributed": Needs()},
+    lacks={
+        "onnx_export": "JAX has no ONNX exporter of its own; write the graph with nin.onnx (nin export MODEL --format onnx)"
+    },
+    order=30,
+    prepare=_set_xla_cpu_flags,
+)
 
 
 def __getattr__(name: str) -> Any:

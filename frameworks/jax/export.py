@@ -17,7 +17,7 @@ import numpy as np
 from jax import export as jax_export
 
 from nin.errors import BackendUnavailable
-from nin.frameworks import export_formats
+from nin.frameworks import backend_record, export_formats
 
 from .adapter import FlaxNiN, apply_logits
 
@@ -53,6 +53,4 @@ def run_exported(path: str | Path, format: str, x: np.ndarray) -> np.ndarray:
 
 def export_onnx(model: FlaxNiN, path: str | Path) -> Path:
     """Not available: JAX has no ONNX exporter (see the module docstring)."""
-    raise BackendUnavailable(
-        "JAX has no ONNX exporter of its own; write the graph with nin.onnx (nin export MODEL --format onnx)"
-    )
+    raise BackendUnavailable(backend_record("jax").lacks["onnx_export"])

@@ -21,7 +21,7 @@ import numpy as np
 from mxnet import gluon
 
 from nin.errors import BackendUnavailable
-from nin.frameworks import export_formats
+from nin.frameworks import backend_record, export_formats
 
 from .model import NiN
 
@@ -58,7 +58,4 @@ def run_exported(path: str | Path, format: str, x: np.ndarray) -> np.ndarray:
 
 def export_onnx(model: NiN, path: str | Path) -> Path:
     """Not available with onnx ≥ 1.16 (see the module docstring)."""
-    raise BackendUnavailable(
-        "MXNet 1.9.1's ONNX exporter (mx.onnx.export_model) imports onnx.mapping, which onnx removed in 1.16; "
-        "write the graph with nin.onnx instead (nin export MODEL --format onnx)"
-    )
+    raise BackendUnavailable(backend_record("mxnet").lacks["onnx_export"])

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import nin
 from nin import onnx as nin_onnx
 from nin.errors import BackendUnavailable, NinError
-from nin.frameworks import check_precision
+from nin.frameworks import check_precision, gpu_probes, list_backends
 
 DEVICES = ("cpu",)
 
@@ -62,7 +62,7 @@ def build(
     if device not in DEVICES:
         raise BackendUnavailable(
             f"the onnxruntime backend runs on the CPU only (device='cpu'); got device={device!r}. "
-            f"For a GPU, use the torch or jax backend"
+            f"For a GPU, use one of: {', '.join(gpu_probes())}"
         )
     return OnnxNiN(spec, nin.init_weights(spec, seed, init))
 
@@ -86,7 +86,7 @@ def forward(model: OnnxNiN, x, train: bool = False) -> np.ndarray:
     if train:
         raise NinError(
             "the onnxruntime backend runs inference only: forward(train=True) (dropout masks) needs a "
-            "training backend: torch, tensorflow, jax or mxnet"
+            f"training backend: {', '.join(list_backends())}"
         )
     x = _input(model, x)
     (logits,) = model.session(tuple(x.shape[2:]), False).run([nin_onnx.OUTPUT], {nin_onnx.INPUT: x})
@@ -119,7 +119,7 @@ def loss_and_grads(model: OnnxNiN, x, labels) -> tuple[float, nin.weights.Weight
     """Not available: onnxruntime here runs inference only."""
     raise NinError(
         "the onnxruntime backend runs inference only and has no gradients; "
-        "use torch, tensorflow, jax or mxnet (nin.frameworks.backend_trains(name))"
+        f"use one of: {', '.join(list_backends())} (nin.frameworks.backend_trains(name))"
     )
 
 

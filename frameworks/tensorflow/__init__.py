@@ -6,7 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from nin.frameworks import CONTRACT, contract_attribute
+from nin.frameworks.record import CONTRACT, D2L, BackendRecord, Needs, contract_attribute
+
+RECORD = BackendRecord(
+    name="tensorflow",
+    requires=("tensorflow", "keras"),
+    extra="tensorflow",
+    export_formats=("savedmodel",),
+    # TensorFlow's own pools (tensorflow/core/common_runtime/process_util.cc); oneDNN uses OpenMP
+    thread_env=("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"),
+    parts={
+        "d2l_book": D2L,
+        "distributed": Needs(),
+        "onnx_export": Needs(("tf2onnx",), "pip install 'nin-suite[onnx]'"),
+    },
+    order=20,
+)
 
 __all__ = list(CONTRACT)
 

@@ -6,7 +6,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from nin.frameworks import CONTRACT, contract_attribute
+from nin.frameworks.record import CONTRACT, BackendRecord, Needs, contract_attribute
+
+RECORD = BackendRecord(
+    name="torch",
+    requires=("torch",),
+    extra="torch",
+    precisions=("float32", "bf16"),
+    export_formats=("torchscript",),
+    thread_env=("OMP_NUM_THREADS", "MKL_NUM_THREADS"),
+    gpu_probe=True,
+    parts={
+        "d2l_book": Needs(),
+        "distributed": Needs(),
+        "onnx_export": Needs(("onnx",), "pip install 'nin-suite[onnx]'"),
+    },
+    order=10,
+)
 
 __all__ = list(CONTRACT)
 
