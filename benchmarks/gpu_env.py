@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     gpus, usable, why_not = [], [], {}
     for name in FRAMEWORKS:
         version = _version(name)
-        if version.startswith("-") or get_backend is None:
+        if version.startswith("-"):
             why_not[name] = f"{name} is not importable {version[2:]}"
+        elif get_backend is None:
+            why_not[name] = "nin is not importable, and with it no backend"
         else:
             try:
                 seen, what = PROBES[name]()
