@@ -124,8 +124,9 @@ def round_peak(measured: dict[str, float], device: str, precision: str) -> float
 class _Probe:
     """One framework's GEMMs: ``measure`` gives ``{probe name: GFLOP/s}``, for each dtype the
     best over ``sizes`` of the best of ``PEAK_REPEATS`` products (after one untimed).  One
-    random pair at the largest size serves every size and dtype (its leading n×n blocks):
-    drawing 16384² floats takes seconds."""
+    random pair at the smallest size, tiled up to each larger one, serves every size and dtype:
+    drawing 2·16384² normal floats takes 10 s or more, tiling a fraction of one (a GEMM's speed
+    does not depend on its values)."""
 
     def __init__(self, framework: str, device: str, precision: str, threads: int, sizes: list[int]):
         from .frameworks import backend_precisions, get_backend
@@ -134,16 +135,18 @@ class _Probe:
         if framework != "numpy":
             adapter = get_backend(framework)
             adapter.set_threads(threads)
+            adapter.device_name(device)  # a device this framework cannot use fails here, before any work
             if precision != "float32" and precision in backend_precisions(framework):
                 dtypes.append(precision)
         rng = np.random.default_rng(0)
-        largest = max(sizes)
-        pair = [rng.standard_normal((largest, largest), dtype=np.float32) for _ in range(2)]
+        smallest = min(sizes)
+        pair = [rng.standard_normal((smallest, smallest), dtype=np.float32) for _ in range(2)]
         self.products: dict[str, list[tuple[int, Callable[[], object]]]] = {}
         for dtype in dtypes:
             calls = []
             for n in sizes:
-                a, b = (np.ascontiguousarray(m[:n, :n]) for m in pair)
+                reps = -(-n // smallest)
+                a, b = (np.ascontiguousarray(np.tile(m, (reps, reps))[:n, :n]) for m in pair)
                 product = (lambda a=a, b=b: a @ b) if framework == "numpy" else adapter.gemm_probe(a, b, device, dtype)
                 calls.append((n, product))
             self.products[_probe_name(framework, dtype)] = calls
