@@ -34,11 +34,16 @@
 # 3 nothing failed but nothing ran on a GPU either: no framework sees one (a CPU machine).
 set -uo pipefail
 
-# step -> time limit in seconds; timeout(1) then allows GRACE more before SIGKILL
+# step -> time limit in seconds; timeout(1) then allows GRACE more before SIGKILL. Estimates: no
+# GPU machine has run this script yet (the first one to do so should replace them with measured
+# times and a margin)
 declare -A LIMIT=(
-    [prerequisites]=60 [conformance-float32]=95 [conformance-bf16]=60 [compare]=30
-    [bench-float32]=75 [bench-bf16]=55 [parity-torch]=50 [parity-jax]=30
+    [prerequisites]=55 [conformance-float32]=95 [conformance-bf16]=60 [compare]=25
+    [bench-float32]=75 [bench-bf16]=60 [parity-torch]=55 [parity-jax]=30
 )
+# within prerequisites: installing nin, asking nvidia-smi, benchmarks/gpu_env.py (importing torch and
+# JAX took 13-19 s on the loaded 2-core CPU machine)
+INSTALL_LIMIT_S=10 SMI_LIMIT_S=3 ENV_LIMIT_S=38
 STEPS=(prerequisites conformance-float32 conformance-bf16 compare bench-float32 bench-bf16 parity-torch parity-jax)
 GRACE=2
 BUDGET=480
@@ -51,7 +56,7 @@ declare -A MODELS=(
 )
 # data-parallel world sizes and the limit of each training run in them
 declare -A WORLD_SIZES=([torch]="1 2" [jax]="1")
-RUN_LIMIT_S=20
+RUN_LIMIT_S=22
 
 usage() { sed -n '/^#   bash/s/^# *//p' "$0" >&2; }
 bad_usage() {
@@ -101,8 +106,11 @@ if ! mkdir -p "$out" 2>/dev/null || [[ ! -w $out ]]; then
     exit 2
 fi
 out=$(cd "$out" && pwd)
-cd "$root" || exit 2
 PY=${PYTHON:-python3}
+if [[ $PY == */* && -d $(dirname "$PY") ]]; then  # a path given from here stays valid in $root
+    PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
+fi
+cd "$root" || exit 2
 # several JAX processes share one GPU (the bench workers, data-parallel ranks): without this each
 # would take 75 % of its memory at start
 export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
@@ -177,7 +185,7 @@ fi
 # nin from this checkout: already importable, else installed without network, else from links
 nin_here() { (cd / && "$PY" -c "import nin, sys; sys.exit(nin.__file__ != '$root/common/__init__.py')") 2>/dev/null; }
 if ! nin_here; then
-    timeout --kill-after="$GRACE" 20 "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.log" 2>&1
+    timeout --kill-after="$GRACE" "$INSTALL_LIMIT_S" "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.log" 2>&1
     if ! nin_here; then
         links=$(mktemp -d)
         trap 'rm -rf "$links"' EXIT
@@ -191,9 +199,10 @@ fi
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "host: $(uname -srm), $(nproc) CPU cores"
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/nvidia-smi: /'
+    timeout "$SMI_LIMIT_S" nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null \
+        | sed 's/^/nvidia-smi: /'
 } >"$out/env.txt"
-timeout --kill-after="$GRACE" 40 "$PY" benchmarks/gpu_env.py ${require:+--require-gpu "$require"} >>"$out/env.txt" 2>&1
+timeout --kill-after="$GRACE" "$ENV_LIMIT_S" "$PY" benchmarks/gpu_env.py ${require:+--require-gpu "$require"} >>"$out/env.txt" 2>&1
 rc=$?
 cat "$out/env.txt" >&2
 gpus=$(sed -n 's/^gpus: //p' "$out/env.txt")
@@ -245,7 +254,7 @@ for precision in float32 bf16; do
     name=bench-$precision
     if [[ -n $gpus ]]; then
         step "$name" "failed (exit 1)" "$out/$name.txt" "${nin[@]}" bench --backends "${gpu_list[@]}" --models nin_d2l \
-            --batch-sizes 32 128 --device gpu --precision "$precision" --rounds 3 \
+            --batch-sizes 128 --device gpu --precision "$precision" --rounds 3 \
             --json "$out/$name.json" --markdown "$out/$name.md"
     else
         not_run "$name" "torch, jax"
