@@ -21,15 +21,15 @@
 #   4. nin bench --device gpu, float32 and bf16: images per second and the share of the device's
 #      peak, its GEMM probes at 8192² and 16384²;
 #   5. data-parallel parity (benchmarks/dp_parity.py): torch at world sizes 1 and 2 (two workers
-#      share one GPU over gloo), JAX at world size 1 (a JAX process takes every GPU it sees, and
-#      NCCL refuses two processes on one device), each run's weights and momentum against
+#      share one GPU over gloo), JAX at world size 1 (a JAX process takes every GPU it sees: world
+#      size 2 needs a GPU per process), each run's weights and momentum against
 #      nin.train.sgd_reference per tensor.
 #
 # Each step's verdict: ok; mismatch (the check ran and found a difference); failed (exit N);
 # timed out; or "no GPU visible" where no framework it needs sees a GPU (the step is not run).
 # Writes into OUTDIR: env.txt, one log per step (conformance-*.{txt,json}, compare.{txt,json},
 # bench-*.{txt,json,md}, parity-*/ and parity-*.txt) and summary.md, the verdicts.
-# Exit status: 0 every step ran on a GPU and passed; 1 a step failed, mismatched or timed out (or
+# Exit status: 0 every step that ran passed, on a GPU; 1 a step failed, mismatched or timed out (or
 # --require-gpu named a framework without a GPU); 2 bad arguments or a missing prerequisite;
 # 3 nothing failed but nothing ran on a GPU either: no framework sees one (a CPU machine).
 set -uo pipefail
@@ -100,7 +100,7 @@ fi
 [[ -n $out ]] || bad_usage "OUTDIR is missing"
 ((total < BUDGET)) || { echo "gpu_check.sh: the step limits add up to ${total}s, over ${BUDGET}s" >&2; exit 2; }
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd -P)
 if ! mkdir -p "$out" 2>/dev/null || [[ ! -w $out ]]; then
     echo "gpu_check.sh: cannot write to OUTDIR $out; give a folder you can create or write to" >&2
     exit 2
@@ -162,7 +162,7 @@ finish() {  # finish STATUS: the closing line of summary.md, then exit
     case $1 in
         0) line="all $ran steps that ran passed ($skipped not run: no GPU visible)" ;;
         1) line="FAILED: $failures of the $ran steps that ran did not pass ($skipped not run: no GPU visible)" ;;
-        2) line="STOPPED: a prerequisite is missing (env.txt)" ;;
+        2) line="STOPPED: the prerequisites are not met (env.txt)" ;;
         3) line="nothing ran on a GPU: no framework sees one, so this run checked nothing on a GPU (exit 3)" ;;
     esac
     printf '\n%s; %ss in all.\n' "$line" "$((SECONDS - start))" | tee -a "$summary" >&2

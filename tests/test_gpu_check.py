@@ -113,7 +113,7 @@ def test_a_missing_interpreter_is_named(tmp_path):
     done = gpu_check(str(tmp_path / "out"), python=str(tmp_path / "no-python"))
     assert done.returncode == 2
     assert f"no Python interpreter '{tmp_path / 'no-python'}'; set PYTHON" in done.stderr
-    assert "STOPPED: a prerequisite is missing" in (tmp_path / "out" / "summary.md").read_text()
+    assert "STOPPED: the prerequisites are not met" in (tmp_path / "out" / "summary.md").read_text()
 
 
 def test_an_interpreter_without_numpy_stops_the_check_naming_it(tmp_path):
