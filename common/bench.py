@@ -12,7 +12,8 @@ The cases, each in its own warm worker process (``python -m nin.bench worker``):
   training step with the plain SGD the book uses, and with the recipe's SGD (momentum and
   weight decay), so that one ratio compares equal work;
 * **probe**, per framework (NumPy and each benchmarked backend, or on a GPU those of
-  ``nin.frameworks.gpu_probes()``): the best of ``PEAK_REPEATS`` n×n GEMMs at each n of ``PEAK_SIZES``.
+  ``nin.frameworks.gpu_probes()``): the best of ``PEAK_REPEATS`` n×n GEMMs at each n of
+  ``PEAK_SIZES`` on the CPU, of ``GPU_PEAK_SIZES`` on a GPU (``peak_sizes``).
 
 Every round runs every case once, round-robin, each round starting one case further along
 the list (so no case always follows the same neighbour).  A call is timed until the backend's
@@ -27,7 +28,8 @@ Reported per case: the median and min–max over rounds of every time; and per r
 ratios that a shared machine cannot skew — the book's time over ours (≥ 1 means ours is
 faster), and our achieved GFLOP/s (from the spec's multiply-accumulates: a forward is 2·MACs
 FLOPs per example, a training step 3× a forward) over the same round's peak, the best of that
-round's probes — with their median and min–max.  A round whose peak is more than
+round's probes (on a GPU, the best in the run's precision: ``round_peak``) — with their median
+and min–max; and images per second.  A round whose peak is more than
 ``DISTURBED`` below the best round's is flagged as disturbed.
 
 Every worker gets the same thread count (``--threads``, default all cores): in its
@@ -57,6 +59,10 @@ from .tables import markdown_table, text_table
 from .zoo import get_spec
 
 PEAK_SIZES = (2048,)
+# a GPU's GEMMs reach their peak only on large matrices: an H100 multiplies two 2048² float32
+# matrices in well under a millisecond, where launch and synchronisation weigh in; 16384² takes
+# 8.8 TFLOP (a few GiB of device memory per probe process)
+GPU_PEAK_SIZES = (8192, 16384)
 PEAK_REPEATS = 3
 # interleaved rounds: on the idle 2-core machine two runs of 5 agreed on 11–15 of their 20 ratios
 # (medians drift between runs by more than 5 quiet rounds spread), two runs of 9 on 21 of 24
@@ -85,9 +91,40 @@ def _probe_name(framework: str, dtype: str) -> str:
     return framework if dtype == "float32" else f"{framework} {dtype}"
 
 
+def _probe_dtype(name: str) -> str:
+    """The dtype of a probe named by ``_probe_name``."""
+    return name.rpartition(" ")[2] if " " in name else "float32"
+
+
+def peak_sizes(device: str) -> tuple[int, ...]:
+    """The matrix sizes of the GEMM probes on ``device``: ``PEAK_SIZES`` on the CPU,
+    ``GPU_PEAK_SIZES`` on a GPU."""
+    return GPU_PEAK_SIZES if device == "gpu" else PEAK_SIZES
+
+
+def _peak_candidates(measured: dict[str, float], device: str, precision: str) -> dict[str, float]:
+    """The probes ``{probe name: GFLOP/s}`` a peak is taken from: on the CPU all of them; on a
+    GPU those in the run's ``precision`` (all where there are none), since a bfloat16 GEMM runs
+    on tensor cores several times faster than a float32 one (TF32 off): each precision's share
+    is of its own peak."""
+    if device != "gpu":
+        return measured
+    return {name: v for name, v in measured.items() if _probe_dtype(name) == precision} or measured
+
+
+def round_peak(measured: dict[str, float], device: str, precision: str) -> float | None:
+    """A round's peak in GFLOP/s from its probes ``{probe name: GFLOP/s}``: the best of
+    ``_peak_candidates`` (None without any probe)."""
+    candidates = _peak_candidates(measured, device, precision)
+    return max(candidates.values()) if candidates else None
+
+
 class _Probe:
     """One framework's GEMMs: ``measure`` gives ``{probe name: GFLOP/s}``, for each dtype the
-    best over ``sizes`` of the best of ``PEAK_REPEATS`` products (after one untimed)."""
+    best over ``sizes`` of the best of ``PEAK_REPEATS`` products (after one untimed).  One
+    random pair at the smallest size, tiled up to each larger one, serves every size and dtype:
+    drawing 2·16384² normal floats takes 10 s or more, tiling a fraction of one (a GEMM's speed
+    does not depend on its values)."""
 
     def __init__(self, framework: str, device: str, precision: str, threads: int, sizes: list[int]):
         from .frameworks import backend_precisions, get_backend
@@ -96,14 +133,18 @@ class _Probe:
         if framework != "numpy":
             adapter = get_backend(framework)
             adapter.set_threads(threads)
+            adapter.device_name(device)  # a device this framework cannot use fails here, before any work
             if precision != "float32" and precision in backend_precisions(framework):
                 dtypes.append(precision)
         rng = np.random.default_rng(0)
+        smallest = min(sizes)
+        pair = [rng.standard_normal((smallest, smallest), dtype=np.float32) for _ in range(2)]
         self.products: dict[str, list[tuple[int, Callable[[], object]]]] = {}
         for dtype in dtypes:
             calls = []
             for n in sizes:
-                a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+                reps = -(-n // smallest)
+                a, b = (np.ascontiguousarray(np.tile(m, (reps, reps))[:n, :n]) for m in pair)
                 product = (lambda a=a, b=b: a @ b) if framework == "numpy" else adapter.gemm_probe(a, b, device, dtype)
                 calls.append((n, product))
             self.products[_probe_name(framework, dtype)] = calls
@@ -123,11 +164,13 @@ class _Probe:
 
 
 def gemm_gflops(
-    framework: str, device: str = "cpu", precision: str = "float32", threads: int | None = None, sizes=PEAK_SIZES
+    framework: str, device: str = "cpu", precision: str = "float32", threads: int | None = None, sizes=None
 ) -> dict[str, float]:
     """``{probe name: GFLOP/s}`` of ``framework``'s GEMM ("numpy" or a backend) in this
-    process: float32, and bfloat16 too for a bf16 ``precision`` where the backend has it."""
-    return _Probe(framework, device, precision, threads or os.cpu_count() or 1, list(sizes)).measure(0, 0)
+    process: float32, and bfloat16 too for a bf16 ``precision`` where the backend has it;
+    ``sizes`` by default ``peak_sizes(device)``."""
+    sizes = list(sizes or peak_sizes(device))
+    return _Probe(framework, device, precision, threads or os.cpu_count() or 1, sizes).measure(0, 0)
 
 
 def peak_rss_mb() -> float:
@@ -386,15 +429,16 @@ def bench(
     repeats: int = 2,
     peer: bool = True,
     precision: str = "float32",
-    peak_sizes=PEAK_SIZES,
+    sizes: tuple[int, ...] | None = None,
     rounds: int = ROUNDS,
     log=print,
     on_round: Callable[[dict], None] | None = None,
 ) -> dict:
     """Every case and every GEMM probe in its own warm worker, timed in ``rounds`` interleaved
     rounds; a case that fails is reported, not fatal.  On the CPU the probes are NumPy's and
-    each benchmarked backend's GEMM; on a GPU, those of ``nin.frameworks.gpu_probes()``.  ``on_round`` gets
-    the result so far after every round (so an interrupted run leaves its finished rounds)."""
+    each benchmarked backend's GEMM; on a GPU, those of ``nin.frameworks.gpu_probes()``; at
+    ``sizes``, by default ``peak_sizes(device)``.  ``on_round`` gets the result so far after every
+    round (so an interrupted run leaves its finished rounds)."""
     from .frameworks import backend_record, gpu_probes, thread_env
 
     threads = threads or os.cpu_count() or 1
@@ -405,9 +449,10 @@ def bench(
 
     probed = gpu_probes() if device == "gpu" else ["numpy", *backends]
     common = {"device": device, "precision": precision, "threads": threads}
+    sizes = list(sizes or peak_sizes(device))
     probes = {}
     for name in probed:
-        probes[name] = _Worker("probe", dict(common, framework=name, sizes=list(peak_sizes)), env(name))
+        probes[name] = _Worker("probe", dict(common, framework=name, sizes=sizes), env(name))
         if "error" in probes[name].setup:
             log(f"GEMM probe {name}: skipped, {probes[name].setup['error']}")
     cases = []
@@ -429,6 +474,11 @@ def bench(
         if case.book is not None:
             workers.append(("book", i))
     probe_rounds: list[dict[str, float]] = []
+
+    def after(done: int) -> dict:  # the result after ``done`` rounds
+        result = _result(probed, probes, probe_rounds, cases, common, done, warmup, repeats)
+        return dict(result, peak_sizes=sizes)
+
     for r in range(rounds):
         measured: dict[str, float] = {}
         results: dict[tuple[str, int], dict] = {}
@@ -446,21 +496,24 @@ def bench(
             if "error" not in ours:
                 case.rounds.append(dict(ours, round=r, **({} if "error" in book else book)))
         probe_rounds.append(measured)
-        log(f"round {r + 1}/{rounds}: " + _round_line(measured, cases, r))
+        log(f"round {r + 1}/{rounds}: " + _round_line(round_peak(measured, device, precision), cases, r))
         if on_round is not None and r + 1 < rounds:
-            on_round(_result(probed, probes, probe_rounds, cases, common, r + 1, warmup, repeats))
+            on_round(after(r + 1))
     for worker in [*probes.values(), *(c.ours for c in cases), *(c.book for c in cases if c.book)]:
         worker.close()
-    return _result(probed, probes, probe_rounds, cases, common, rounds, warmup, repeats)
+    return after(rounds)
 
 
 def _result(probed, probes, probe_rounds, cases, common, rounds, warmup, repeats) -> dict:
-    peaks = [max(measured.values()) if measured else None for measured in probe_rounds]
+    peaks = [round_peak(measured, common["device"], common["precision"]) for measured in probe_rounds]
     best_peak = max((p for p in peaks if p), default=None)
     disturbed = [i for i, p in enumerate(peaks) if p and best_peak and p < (1 - DISTURBED) * best_peak]
     names = list(dict.fromkeys(name for measured in probe_rounds for name in measured))
     probe_spreads = {name: _spread([m[name] for m in probe_rounds if name in m]) for name in names}
-    best_probe = max(probe_spreads, key=lambda n: probe_spreads[n]["max"]) if probe_spreads else None
+    best = _peak_candidates(
+        {name: s["max"] for name, s in probe_spreads.items()}, common["device"], common["precision"]
+    )
+    best_probe = max(best, key=best.get) if best else None
     return {
         "machine": machine_description(),
         **common,
@@ -537,8 +590,8 @@ def _setup_line(case: _Case) -> str:
     return line
 
 
-def _round_line(measured: dict[str, float], cases: list[_Case], r: int) -> str:
-    peak = f"peak {max(measured.values()):.0f} GFLOP/s" if measured else "no probe"
+def _round_line(peak_gflops: float | None, cases: list[_Case], r: int) -> str:
+    peak = f"peak {peak_gflops:.0f} GFLOP/s" if peak_gflops else "no probe"
     steps = [
         f"{c.backend} {c.rounds[-1]['train_step_s']:.2f} s"
         for c in cases
@@ -551,48 +604,71 @@ def run_heading(result: dict) -> str:
     probes = ", ".join(f"{name} {gflops:.0f}" for name, gflops in result["peak_probes"].items())
     skipped = f"; probes skipped: {', '.join(result['peak_probe_errors'])}" if result["peak_probe_errors"] else ""
     disturbed = ", ".join(str(i + 1) for i in result["disturbed_rounds"]) or "none"
+    device = result["device"]
+    if device == "gpu":  # which GPU, and the probes' sizes, which decide how near its peak they come
+        names = sorted({r["device_name"] for r in result["records"] if "device_name" in r})
+        sizes = "², ".join(map(str, result.get("peak_sizes", ())))
+        device = f"gpu ({', '.join(names) or 'none ran'}; GEMM probes at {sizes}²)"
     return (
-        f"{result['machine']}; {result['device']}, {result['precision']}, {result['threads']} threads; "
+        f"{result['machine']}; {device}, {result['precision']}, {result['threads']} threads; "
         f"{result['rounds']} interleaved rounds of {result['warmup']} untimed + {result['repeats']} timed calls "
         f"per case; best GEMM probe per framework {probes} GFLOP/s{skipped}; "
         f"disturbed rounds (peak > {DISTURBED:.0%} below the best): {disturbed}"
     )
 
 
+def _images_per_s(record: dict, key: str) -> str:
+    return f"{record[key]:.0f}" if key in record else "-"
+
+
+# every column of the results table: its title and its cell of a record
+_COLUMNS: dict[str, Callable[[dict], object]] = {
+    "backend": lambda r: r["backend"],
+    "model": lambda r: r["model"],
+    "batch": lambda r: r["batch_size"],
+    "forward ms": lambda r: _times(r, "forward_s", 1e3, 0),
+    "forward img/s": lambda r: _images_per_s(r, "images_per_s"),
+    "fwd % of round peak": lambda r: _ratio_cell(r, "forward_peak_fraction", _percent),
+    "train step s": lambda r: _times(r, "train_step_s", 1, 2),
+    "train step ms": lambda r: _times(r, "train_step_s", 1e3, 1),
+    "train img/s": lambda r: _images_per_s(r, "train_images_per_s"),
+    "train % of round peak": lambda r: _ratio_cell(r, "train_peak_fraction", _percent),
+    "book fwd ms": lambda r: _times(r, "book_forward_s", 1e3, 0),
+    "book step s (plain SGD)": lambda r: _times(r, "book_train_step_s", 1, 2),
+    "book step s (recipe SGD)": lambda r: _times(r, "book_recipe_train_step_s", 1, 2),
+    "book train % of round peak": lambda r: _ratio_cell(r, "book_train_peak_fraction", _percent),
+    "train vs book (plain)": lambda r: _ratio_cell(r, "train_vs_book", _x),
+    "train vs book (equal work)": lambda r: _ratio_cell(r, "train_vs_book_recipe", _x),
+    "1st call s": lambda r: f"{r['first_call_s']:.1f}",
+    "RSS MB": lambda r: f"{max(r['rounds']['peak_rss_mb']):.0f}",
+    "device MB": lambda r: f"{max(r['rounds']['device_peak_mb']):.0f}" if "device_peak_mb" in r["rounds"] else "-",
+}
+# on the CPU, the book's code is the peer; on a GPU (no peer), images per second and device memory
 HEADER = (
     "backend", "model", "batch", "forward ms", "fwd % of round peak", "train step s", "train % of round peak",
     "book fwd ms", "book step s (plain SGD)", "book step s (recipe SGD)", "book train % of round peak",
     "train vs book (plain)", "train vs book (equal work)", "1st call s", "RSS MB",
 )  # fmt: skip
+GPU_HEADER = (
+    "backend", "model", "batch", "forward ms", "forward img/s", "fwd % of round peak", "train step ms",
+    "train img/s", "train % of round peak", "1st call s", "device MB",
+)  # fmt: skip
+
+
+def _header(result: dict) -> tuple[str, ...]:
+    return GPU_HEADER if result["device"] == "gpu" else HEADER
 
 
 def _rows(result: dict) -> list[tuple]:
+    header = _header(result)
     rows = []
     for r in result["records"]:
         if "error" in r:
             rows.append(
-                (r["backend"], r["model"], r["batch_size"], "FAILED: " + r["error"][:60], *[""] * (len(HEADER) - 4))
+                (r["backend"], r["model"], r["batch_size"], "FAILED: " + r["error"][:60], *[""] * (len(header) - 4))
             )
-            continue
-        rows.append(
-            (
-                r["backend"],
-                r["model"],
-                r["batch_size"],
-                _times(r, "forward_s", 1e3, 0),
-                _ratio_cell(r, "forward_peak_fraction", _percent),
-                _times(r, "train_step_s", 1, 2),
-                _ratio_cell(r, "train_peak_fraction", _percent),
-                _times(r, "book_forward_s", 1e3, 0),
-                _times(r, "book_train_step_s", 1, 2),
-                _times(r, "book_recipe_train_step_s", 1, 2),
-                _ratio_cell(r, "book_train_peak_fraction", _percent),
-                _ratio_cell(r, "train_vs_book", _x),
-                _ratio_cell(r, "train_vs_book_recipe", _x),
-                f"{r['first_call_s']:.1f}",
-                f"{max(r['rounds']['peak_rss_mb']):.0f}",
-            )
-        )
+        else:
+            rows.append(tuple(_COLUMNS[title](r) for title in header))
     return rows
 
 
@@ -604,18 +680,30 @@ FOOTNOTE = (
     "% of round peak' is that step's share, so a step at 100 % of the peak is at most 1/(that share) "
     "ahead of the book."
 )
+GPU_FOOTNOTE = (
+    "Times: median (min–max) over rounds; images per second from the median times. Ratios are per "
+    "round, then median (min–max): '% of round peak' is achieved GFLOP/s over the best GEMM probe "
+    "of the same round in the run's precision (float32 with TF32 off, or bfloat16). 'device MB': the "
+    "most device memory the case's process held."
+)
+
+
+def _footnote(result: dict) -> str:
+    return GPU_FOOTNOTE if result["device"] == "gpu" else FOOTNOTE
 
 
 def bench_text(result: dict) -> str:
-    table = text_table(HEADER, _rows(result), right=tuple(range(2, len(HEADER))))
-    return f"{run_heading(result)}\n\n{table}\n\n{FOOTNOTE}"
+    header = _header(result)
+    table = text_table(header, _rows(result), right=tuple(range(2, len(header))))
+    return f"{run_heading(result)}\n\n{table}\n\n{_footnote(result)}"
 
 
 def bench_markdown(result: dict) -> str:
-    table = markdown_table(HEADER, _rows(result), right=tuple(range(2, len(HEADER))))
+    header = _header(result)
+    table = markdown_table(header, _rows(result), right=tuple(range(2, len(header))))
     rounds = ", ".join(f"{p:.0f}" if p else "-" for p in result["round_peaks"])
     return (
-        f"Measured on {run_heading(result)}.\n\n{table}\n\n{FOOTNOTE}\n\n"
+        f"Measured on {run_heading(result)}.\n\n{table}\n\n{_footnote(result)}\n\n"
         f"Peak of each round (GFLOP/s, best probe): {rounds}.\n"
     )
 

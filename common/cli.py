@@ -317,7 +317,7 @@ def _epoch_pictures(args, dataset):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import PEAK_SIZES, ROUNDS
+    from .bench import GPU_PEAK_SIZES, PEAK_SIZES, ROUNDS
     from .frameworks import PRECISIONS, list_backends
     from .zoo import list_models
 
@@ -457,9 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--peak-sizes",
         type=int,
         nargs="+",
-        default=list(PEAK_SIZES),
         metavar="N",
-        help=f"matrix sizes of the GEMM probes that measure the peak (default: {' '.join(map(str, PEAK_SIZES))})",
+        help="matrix sizes of the GEMM probes that measure the peak (default: "
+        f"{' '.join(map(str, PEAK_SIZES))} on the CPU, {' '.join(map(str, GPU_PEAK_SIZES))} on a GPU)",
     )
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--markdown", metavar="FILE")

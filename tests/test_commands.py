@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 from conftest import backend_or_skip, selected_backends
 
 import nin
-from nin.bench import gemm_gflops
+from nin.bench import GPU_PEAK_SIZES, gemm_gflops
 from nin.frameworks import backend_precisions, gpu_probes
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -105,7 +106,7 @@ def test_bench_record(tmp_path):
     expected = [flops / s / 1e9 / peak for s, peak in zip(steps, result["round_peaks"], strict=True)]
     assert record["ratios"]["train_peak_fraction"]["rounds"] == pytest.approx(expected)
     assert record["first_call_s"] > 0 and record["first_train_step_s"] > 0
-    assert "interleaved rounds" in (tmp_path / "b.md").read_text()
+    assert "interleaved rounds" in (tmp_path / "b.md").read_text() and result["peak_sizes"] == [256]
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -163,6 +164,67 @@ def test_disturbed_rounds_and_per_round_ratios():
     assert record["ratios"]["train_peak_fraction"]["rounds"] == pytest.approx([0.06, 4 / 79, 3 / 81])
     assert record["ratios"]["forward_peak_fraction"]["rounds"] == pytest.approx([0.1, 10 / 79, 10 / 81])
     assert (record["train_step_s"], record["train_step_min_s"], record["train_step_max_s"]) == (1.5, 1.0, 2.0)
+
+
+class _Done:  # a finished worker, as _result sees it
+    error = None
+
+    def __init__(self, setup):
+        self.setup = setup
+
+
+def _finished_case(batch: int, forward_s: float, train_step_s: float, device: str):
+    from nin.bench import _Case
+
+    setup = {"framework": "x 1", "device_name": "NVIDIA H100" if device == "gpu" else "cpu", "input_size": [8, 8]}
+    setup.update(macs_per_example=10**9, first_call_s=1.0)
+    row = {"round": 0, "forward_s": forward_s, "train_step_s": train_step_s, "peak_rss_mb": 1.0}
+    if device == "gpu":
+        row["device_peak_mb"] = 512.0
+    return _Case("torch", "nin_tiny", batch, _Done(setup), None, [row])
+
+
+def test_a_gpu_precision_is_measured_against_its_own_peak():
+    """On a GPU the round's peak is the best probe in the run's precision (bfloat16 GEMMs run on
+    tensor cores); on the CPU it stays the best probe of any precision."""
+    from nin.bench import _result
+
+    probes = [{"torch": 50_000.0, "torch bf16": 600_000.0, "jax": 48_000.0, "jax bf16": 620_000.0}]
+    for device, precision, peak, probe in (
+        ("gpu", "bf16", 620_000.0, "jax bf16"),
+        ("gpu", "float32", 50_000.0, "torch"),
+        ("cpu", "float32", 620_000.0, "jax bf16"),
+        ("cpu", "bf16", 620_000.0, "jax bf16"),
+    ):
+        common = {"device": device, "precision": precision, "threads": 2}
+        result = _result(["torch", "jax"], {}, probes, [_finished_case(4, 0.02, 0.05, device)], common, 1, 0, 1)
+        assert (result["round_peaks"], result["peak_gflops"], result["peak_probe"]) == ([peak], peak, probe), (
+            device,
+            precision,
+        )
+        (record,) = result["records"]
+        # 8 GFLOP per forward of 4 images
+        assert record["ratios"]["forward_peak_fraction"]["rounds"] == pytest.approx([8 / 0.02 / peak])
+
+
+def test_the_gpu_table_reports_images_per_second_and_device_memory():
+    from nin.bench import _result, bench_markdown, bench_text
+
+    common = {"device": "gpu", "precision": "float32", "threads": 2}
+    result = _result(["torch"], {}, [{"torch": 50_000.0}], [_finished_case(4, 0.02, 0.05, "gpu")], common, 1, 0, 1)
+    result["peak_sizes"] = [8192, 16384]
+    text = bench_text(result)
+    header, row = [line for line in text.splitlines() if line.strip().startswith(("backend", "torch"))]
+    cells = dict(zip(re.split(r"\s{2,}", header.strip()), re.split(r"\s{2,}", row.strip()), strict=True))
+    # 4 images in 0.02 s and in 0.05 s; 3·8 GFLOP in 0.05 s of a 50,000 GFLOP/s peak
+    assert (cells["forward img/s"], cells["train img/s"], cells["device MB"]) == ("200", "80", "512")
+    assert cells["train % of round peak"].startswith("1%") and "book" not in header
+    assert "gpu (NVIDIA H100; GEMM probes at 8192², 16384²)" in text
+    assert "| forward img/s |" in bench_markdown(result)
+    cpu = _result(
+        ["torch"], {}, [{"torch": 50.0}], [_finished_case(4, 0.02, 0.05, "cpu")], dict(common, device="cpu"), 1, 0, 1
+    )
+    assert "img/s" not in bench_text(cpu) and "book fwd ms" in bench_text(cpu)
 
 
 def _run_record(backend: str, **ratios: tuple[float, float, float]) -> dict:
@@ -235,6 +297,8 @@ def test_bench_on_a_missing_gpu_is_one_clear_line_per_case(tmp_path):
     failed = [line for line in out.stderr.splitlines() if "FAILED" in line]
     assert len(failed) == 2 and all("device='gpu'" in line for line in failed), out.stderr
     assert result["peak_probe_errors"]["torch"].startswith("device='gpu' needs a CUDA GPU")
+    # the probes a GPU would have run: 8192² and more, where a GPU's GEMM nears its peak
+    assert result["peak_sizes"] == list(GPU_PEAK_SIZES) and min(GPU_PEAK_SIZES) >= 8192
 
 
 @pytest.mark.gpu

@@ -4,7 +4,9 @@ gradients here; forward and every intermediate in
 ``tests/test_train_backends.py::test_k_steps_match_sgd_reference[…-gpu]``.
 
 Every case is marked ``gpu`` and skips with the reason where the framework sees no GPU (this
-machine and CI have none); ``benchmarks/gpu_check.sh`` runs them on a GPU machine.  The
+machine and CI have none); ``pytest -m gpu`` runs them where pytest and a GPU meet, and
+``benchmarks/gpu_check.sh`` runs the same properties through ``nin conformance --device gpu`` on
+a GPU machine without pytest.  The
 tolerances are the CPU suite's (``nin.conformance``): with TF32 off (torch) and
 ``Precision.HIGHEST`` (JAX) a GPU computes float32 products in float32, so the same bounds hold;
 TF32 left on would miss them by about 1e-3 (10 mantissa bits).

@@ -105,7 +105,8 @@ def k_step_case():
     return spec, recipe, start, data, results, oracle.export_state()
 
 
-# the GPU case runs where the framework sees one (benchmarks/gpu_check.sh selects ``-m gpu``): with
+# the GPU case runs where the framework sees one (``pytest -m gpu``; benchmarks/gpu_check.sh, without
+# pytest, checks K steps through ``nin conformance --device gpu``): with
 # TF32 off (torch) and ``Precision.HIGHEST`` (JAX) a GPU computes in float32, so the same bounds hold
 DEVICES = ("cpu", pytest.param("gpu", marks=pytest.mark.gpu))
 

@@ -8,11 +8,14 @@ NCCL on CUDA) and ``DistributedDataParallel``, which averages the gradients duri
 
 Works under ``torchrun`` too (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``;
 ``nin.distributed.cluster_from``).  On CUDA each worker takes GPU ``rank mod
-torch.cuda.device_count()``.
+torch.cuda.device_count()``; where the workers on one host outnumber its GPUs, two of them share
+a device, which NCCL refuses ("Duplicate GPU detected"), so such a job's collectives go through
+gloo, which reduces CUDA tensors by way of host memory (``process_group_backend``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from datetime import timedelta
@@ -31,6 +34,28 @@ from . import train
 from .adapter import build, compute_scope, native_input, native_labels
 
 
+def workers_on_this_host(cluster: Cluster, env: dict[str, str] | None = None) -> int:
+    """How many of the job's workers run on this host: torchrun's ``LOCAL_WORLD_SIZE``; else
+    all of them when the coordinator is a loopback address (every worker reaches it, so all
+    are here, as with ``nin train --workers N``); else one, each worker on a GPU of its own."""
+    env = os.environ if env is None else env
+    if env.get("LOCAL_WORLD_SIZE", "").isdigit():
+        return int(env["LOCAL_WORLD_SIZE"])
+    try:
+        loopback = cluster.host == "localhost" or ipaddress.ip_address(cluster.host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    return cluster.world_size if loopback else 1
+
+
+def process_group_backend(cluster: Cluster, gpus: int, env: dict[str, str] | None = None) -> str:
+    """The collectives' engine: gloo on the CPU; NCCL on GPUs, unless this host's workers
+    outnumber its ``gpus`` so that two share one (NCCL refuses that): gloo then too."""
+    if cluster.device != "gpu" or 0 < gpus < workers_on_this_host(cluster, env):
+        return "gloo"
+    return "nccl"
+
+
 def initialize(cluster: Cluster) -> None:
     """Join the process group at the coordinator (a TCP rendezvous), within the timeout."""
     if cluster.device == "gpu":
@@ -41,11 +66,12 @@ def initialize(cluster: Cluster) -> None:
             )
         if torch.cuda.is_available():
             torch.cuda.set_device(cluster.rank % torch.cuda.device_count())
+    backend = process_group_backend(cluster, torch.cuda.device_count() if cluster.device == "gpu" else 0)
     # under torchrun the agent already serves the rendezvous store at MASTER_ADDR:MASTER_PORT
     init_method = "env://" if "TORCHELASTIC_RUN_ID" in os.environ else f"tcp://{cluster.coordinator}"
     try:
         dist.init_process_group(
-            "nccl" if cluster.device == "gpu" else "gloo",
+            backend,
             init_method=init_method,
             rank=cluster.rank,
             world_size=cluster.world_size,
