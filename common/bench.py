@@ -412,10 +412,10 @@ def bench(
     from .frameworks import thread_env
 
     threads = threads or os.cpu_count() or 1
-    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
     def env(name: str) -> dict:
-        return dict(base, OMP_NUM_THREADS=str(threads)) if name == "numpy" else dict(base, **thread_env(name, threads))
+        threaded = {"OMP_NUM_THREADS": str(threads)} if name == "numpy" else thread_env(name, threads)
+        return dict(os.environ, **threaded)
 
     probed = list(GPU_PROBES) if device == "gpu" else ["numpy", *backends]
     common = {"device": device, "precision": precision, "threads": threads}
@@ -700,6 +700,9 @@ def agreement_markdown(result: dict) -> str:
 def bench_plot(result: dict, path: str | Path) -> Path:
     """Two panels per case, each ratio as its per-round points and their median: share of the
     same round's peak (forward, training step), and the book's step time over ours."""
+    from .extras import require_extra
+
+    require_extra("pictures", "--plot")
     import matplotlib
 
     matplotlib.use("Agg")
