@@ -10,7 +10,6 @@ LEGACY  := .venv
 CURRENT := .venv-current
 PIP      = bin/pip install -q --disable-pip-version-check
 PYTEST   = bin/python -m pytest -q -p no:cacheprovider
-export TF_CPP_MIN_LOG_LEVEL := 3
 
 # The backends each environment must provide: in `make test` an unavailable one fails its tests instead of skipping.
 LEGACY_BACKENDS  := torch,tensorflow,jax,mxnet,onnxruntime

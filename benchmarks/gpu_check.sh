@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 cd "$root"
 PY=${PYTHON:-python3}
-export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 unset NIN_BACKENDS NIN_REQUIRE_BACKENDS PYTEST_ADDOPTS
 start=$SECONDS
 summary="$out/summary.md"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -15,11 +14,9 @@ import nin
 from nin.bench import GPU_PROBES, gemm_gflops
 from nin.frameworks import backend_precisions
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-
 
 def _nin(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nin.cli", *args], capture_output=True, text=True, env=ENV)
+    return subprocess.run([sys.executable, "-m", "nin.cli", *args], capture_output=True, text=True)
 
 
 def test_compare_table_and_json(tmp_path):

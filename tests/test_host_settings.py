@@ -56,3 +56,20 @@ def test_the_installed_jaxlib_accepts_what_the_backend_sets():
     out = json.loads(done.stdout.strip().splitlines()[-1])
     expected = jax_backend._XLA_CPU_FLAGS.get(jax_backend._jaxlib_release(), "")
     assert out["flags"] == expected and out["shape"] == [1, 10]
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, "3"), ("0", "0")], ids=["unset", "users-own"])
+def test_tensorflow_log_level_set_by_the_backend_package(before, after):
+    """Importing the TensorFlow backend's package (which imports no TensorFlow) sets
+    ``TF_CPP_MIN_LOG_LEVEL`` before TensorFlow can read it, and keeps a value already set."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if before is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = before
+    code = (
+        "import os, sys\n"
+        "import nin.frameworks.tensorflow\n"
+        "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [after, "False"]
