@@ -6,6 +6,8 @@ nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
 nin models
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
           [--workers N | --coordinator HOST:PORT --rank R --world-size N]
+nin visualize --model MODEL [--backend NAME] [--weights FILE|pretrained] [--input IMAGE | --sample N [--data DATA]]
+          --out DIR [--normalize channel|shared] [--mp4]
 nin export MODEL [--backend NAME] --weights FILE|pretrained --format onnx|torchscript|savedmodel|stablehlo|gluon --out PATH
 nin bench [--backends ...] [--models ...] [--batch-sizes ...] [--device cpu|gpu] [--precision float32|bf16] [--json F] ...
 """
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 
 from .errors import NinError
+from .extras import require_extra
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,6 +134,8 @@ def _bench(args) -> int:
         _save(result, args.json)
         return 0 if result["agree"] else 1
     _check_backends(args.backends)
+    if args.plot:
+        require_extra("pictures", "--plot")
     backends = args.backends or available_backends()
     for model in args.models:
         spec = get_spec(model)
@@ -182,6 +186,8 @@ def _train(args) -> int:
     progress = not args.no_progress
     if args.visualize_every and seeds is not None:
         raise NinError("--visualize-every watches one run; use it with --seed, not --seeds")
+    if args.visualize_every:
+        require_extra("pictures", "--visualize-every")
     cluster = _cluster(args, recipe, seeds)
     if cluster is not None:
         from .distributed import train_worker
@@ -467,7 +473,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
     try:
