@@ -177,6 +177,8 @@ def _train(args) -> int:
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     recipe = Recipe(**given)
     seeds = parse_seeds(args.seeds) if args.seeds else None
+    if args.visualize_every:
+        require_extra("pictures", "--visualize-every")
     spec = get_spec(args.model)
     if args.input_size:
         _check_input_size(spec, args.input_size)
@@ -186,8 +188,6 @@ def _train(args) -> int:
     progress = not args.no_progress
     if args.visualize_every and seeds is not None:
         raise NinError("--visualize-every watches one run; use it with --seed, not --seeds")
-    if args.visualize_every:
-        require_extra("pictures", "--visualize-every")
     cluster = _cluster(args, recipe, seeds)
     if cluster is not None:
         from .distributed import train_worker
