@@ -104,8 +104,8 @@ def resize(images: np.ndarray, size: int | tuple[int, ...]) -> np.ndarray:
     (antialiasing).  When enlarging it also equals ``torch.nn.functional.interpolate(...,
     mode="bilinear", align_corners=False)``.  Every output is a convex combination of inputs,
     so a constant image stays constant and values stay in the input's range.  Works for any
-    number of spatial dimensions (one separable pass per dimension); returns float32.
-    5,000 images 28×28 → 224×224 take about 0.6 s of one core and 1.0 GB.
+    number of spatial dimensions (one separable pass per dimension); returns float32
+    (its time: docs/benchmarks.md, "Measured choices in the code").
     """
     images = np.asarray(images)
     spatial = images.shape[2:]
@@ -119,7 +119,8 @@ def resize(images: np.ndarray, size: int | tuple[int, ...]) -> np.ndarray:
         return images
     plans = [_bilinear_taps(n_in, n_out) for n_in, n_out in zip(spatial, size, strict=True)]
     out = np.empty(images.shape[:2] + size, np.float32)
-    # Small chunks (about 2 MB of output) stay in cache: 3× faster than one pass over all.
+    # Small chunks (about 2 MB of output) stay in cache, faster than one pass over all
+    # (docs/benchmarks.md, "Measured choices in the code").
     chunk = max(1, (1 << 19) // math.prod(out.shape[1:]))
     for start in range(0, len(images), chunk):
         y = images[start : start + chunk]
@@ -201,8 +202,8 @@ def load_mnist5k(input_size: int | tuple[int, int] | None = None) -> Dataset:
     * test:  1,000 = 100, 100, 100, 100, 100, 100, 100, 100, 100, 100
 
     Both sets are interleaved by class (example ``i`` has label ``i % 10``), so even
-    unshuffled batches mix all classes.  The CSV is parsed once per process (~0.3 s).
-    At 224×224 the float32 images take 1.0 GB.
+    unshuffled batches mix all classes.  The CSV is parsed once per process.  At 224×224 the
+    float32 images take 1.0 GB.
     """
     images, labels = _mnist5k_arrays()
     by_class = np.stack([np.flatnonzero(labels == c) for c in range(10)])  # (10, 500), file order

@@ -128,7 +128,8 @@ def _save_gif(frames: list, path: Path, duration_ms: int) -> Path:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # each frame gets its own 256-colour palette; the fast octree is 5× quicker than GIF's default
+    # each frame gets its own 256-colour palette; the fast octree is quicker than GIF's default
+    # (docs/benchmarks.md, "Measured choices in the code")
     frames = [frame.quantize(method=Image.Quantize.FASTOCTREE) for frame in frames]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
     return path
