@@ -4,9 +4,9 @@
 #   bash benchmarks/gpu_check.sh OUTDIR
 #
 # Runs on a GPU machine as it is, without network: any Python >= 3.10 with NumPy, torch (CUDA) and/or
-# JAX (CUDA) + Flax + optax, safetensors, matplotlib, pillow, imageio, tqdm already installed; TensorFlow,
-# MXNet, mlxtend and imageio-ffmpeg are not needed (their backends and datasets report themselves
-# unavailable). Nothing is downloaded: the package is installed with --no-deps --no-build-isolation, or,
+# JAX (CUDA) + Flax + optax, safetensors and pytest already installed; TensorFlow, MXNet and the optional
+# libraries (matplotlib, pillow, imageio-ffmpeg, tqdm) are not needed (the backends report themselves
+# unavailable; training runs without bars and curves). Nothing is downloaded: the package is installed with --no-deps --no-build-isolation, or,
 # where that cannot be done, imported from a folder of links (the layout pyproject.toml's package-dir makes).
 #
 # Writes into OUTDIR: env.txt, tests.log + tests.xml (the `gpu`-marked tests: forward, every intermediate,
