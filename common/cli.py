@@ -253,10 +253,15 @@ def _export(args) -> int:
 
 
 def _report(args, spec, dataset, history, workers: str = "") -> None:
+    from pathlib import Path
+
+    from .train import CURVES
+
     last = history[-1]
+    written = "metrics, curves and checkpoint" if (Path(args.out) / CURVES).exists() else "metrics and checkpoint"
     print(
         f"{args.backend} {spec.name} on {dataset.name}{f' ({workers})' if workers else ''}: test accuracy "
-        f"{last['test_acc']:.4f} after {last['epoch']} epochs; metrics, curves and checkpoint in {args.out}"
+        f"{last['test_acc']:.4f} after {last['epoch']} epochs; {written} in {args.out}"
     )
 
 

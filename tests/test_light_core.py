@@ -212,7 +212,7 @@ def test_commands_run_without_picture_libraries(bare, tmp_path):
     assert (out / train.CHECKPOINT).is_file() and (out / train.METRICS).is_file()
     assert not (out / train.CURVES).exists()
     assert "curves.png skipped: matplotlib is not installed (pip install 'nin-suite[progress]'" in done.stderr
-    assert "test accuracy" in done.stdout
+    assert "test accuracy" in done.stdout and f"; metrics and checkpoint in {out}" in done.stdout
 
 
 @pytest.mark.parametrize(
