@@ -40,9 +40,16 @@ def install_hint(extra: str) -> str:
     return f"pip install 'nin-suite[{extra}]'"
 
 
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """The module, imported, or a ``MissingExtra`` naming it, what needed it (``purpose``, e.g.
+    ``"drawing pictures"``) and the extra that brings it."""
+    found = optional_module(module)
+    if found is None:
+        raise MissingExtra(f"{purpose} needs {module}, which is not installed; {install_hint(extra)}")
+    return found
+
+
 def require_extra(extra: str, purpose: str) -> None:
-    """Import every module of ``extra``, or raise ``MissingExtra`` naming the first missing one,
-    what needed it (``purpose``, e.g. ``"nin visualize"``) and the extra to install."""
-    for name in EXTRAS[extra]:
-        if optional_module(name) is None:
-            raise MissingExtra(f"{purpose} needs {name}, which is not installed; {install_hint(extra)}")
+    """Import every module of ``extra``, or raise ``MissingExtra`` for the first missing one."""
+    for module in EXTRAS[extra]:
+        require(module, extra, purpose)

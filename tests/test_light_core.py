@@ -128,9 +128,10 @@ def test_fit_without_matplotlib_and_tqdm_skips_the_curves_with_a_note(tmp_path, 
     assert lines[1].startswith("epoch 1/1: train loss") and len(lines) == 2, err
 
 
-def test_fit_with_matplotlib_draws_the_curves_and_says_nothing_of_them(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("hide", [(), ("tqdm",)], ids=["all-installed", "no-tqdm"])
+def test_fit_with_matplotlib_draws_the_curves_and_says_nothing_of_them(tmp_path, monkeypatch, capsys, hide):
     pytest.importorskip("matplotlib")
-    out, err = _tiny_run(tmp_path, monkeypatch, capsys, (), terminal=False)
+    out, err = _tiny_run(tmp_path, monkeypatch, capsys, hide, terminal=False)
     assert (out / train.CURVES).is_file() and "skipped" not in err
 
 
