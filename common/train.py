@@ -35,7 +35,7 @@ import numpy as np
 from . import reference
 from .datasets import batches
 from .errors import NinError, UnknownNameError
-from .extras import install_hint, optional_module, require_extra
+from .extras import install_hint, optional_module, require
 from .files import atomic_write
 from .shapes import check_input
 from .spec import Dropout, NiNSpec
@@ -421,7 +421,7 @@ def _check_resume(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> Non
 
 def write_curves(history: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy against epoch, train and test, as a PNG (matplotlib's Agg canvas)."""
-    require_extra("progress", "drawing training curves")
+    require("matplotlib", "progress", "drawing training curves")
     from matplotlib.figure import Figure
 
     epochs = [r["epoch"] for r in history]
