@@ -10,7 +10,6 @@ LEGACY  := .venv
 CURRENT := .venv-current
 PIP      = bin/pip install -q --disable-pip-version-check
 PYTEST   = bin/python -m pytest -q -p no:cacheprovider
-export TF_CPP_MIN_LOG_LEVEL := 3
 
 # The extras each environment installs.  The backends it must provide are those these extras install,
 # read off the backends' records (`nin backends --extra ...`): in `make test` an unavailable one fails

@@ -37,7 +37,7 @@ def run(backend: str, workers: int, threads: int, batch_size: int, data: str, ou
         "--epochs", "1", "--batch-size", str(batch_size), "--no-progress", "--out", str(folder),
         "--workers", str(workers),
     ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - start

@@ -113,7 +113,7 @@ fi
 cd "$root" || exit 2
 # several JAX processes share one GPU (the bench workers, data-parallel ranks): without this each
 # would take 75 % of its memory at start
-export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 unset NIN_BACKENDS NIN_REQUIRE_BACKENDS PYTEST_ADDOPTS
 start=$SECONDS
 summary="$out/summary.md"

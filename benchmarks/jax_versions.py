@@ -47,7 +47,7 @@ print(json.dumps({"jax": jax.__version__, "flax": flax.__version__, "numpy": np.
 
 def time_step(python: str, model: str, batch: int, repeats: int, setting: dict[str, str]) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(setting, TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(setting)
     out = subprocess.run(
         [python, "-c", _CHILD, model, str(batch), str(repeats)], capture_output=True, text=True, env=env, timeout=900
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ def main() -> int:
         run_dir = out / backend
         cmd = [sys.executable, "-m", "nin.cli", "train", "--backend", backend, "--model", args.model,
                "--data", "mnist5k", "--epochs", str(args.epochs), "--out", str(run_dir), "--no-progress"]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{backend}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
             results[backend] = {"error": proc.stderr.strip().splitlines()[-1:]}

@@ -442,10 +442,10 @@ def bench(
     from .frameworks import backend_record, gpu_probes, thread_env
 
     threads = threads or os.cpu_count() or 1
-    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
     def env(name: str) -> dict:
-        return dict(base, OMP_NUM_THREADS=str(threads)) if name == "numpy" else dict(base, **thread_env(name, threads))
+        threaded = {"OMP_NUM_THREADS": str(threads)} if name == "numpy" else thread_env(name, threads)
+        return dict(os.environ, **threaded)
 
     probed = gpu_probes() if device == "gpu" else ["numpy", *backends]
     common = {"device": device, "precision": precision, "threads": threads}
@@ -774,6 +774,9 @@ def agreement_markdown(result: dict) -> str:
 def bench_plot(result: dict, path: str | Path) -> Path:
     """Two panels per case, each ratio as its per-round points and their median: share of the
     same round's peak (forward, training step), and the book's step time over ours."""
+    from .extras import require_extra
+
+    require_extra("pictures", "--plot")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -7,6 +7,8 @@ nin models
 nin backends [--extra EXTRA ...]
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
           [--workers N | --coordinator HOST:PORT --rank R --world-size N]
+nin visualize --model MODEL [--backend NAME] [--weights FILE|pretrained] [--input IMAGE | --sample N [--data DATA]]
+          --out DIR [--normalize channel|shared] [--mp4]
 nin export MODEL [--backend NAME] --weights FILE|pretrained --format onnx|torchscript|savedmodel|stablehlo|gluon --out PATH
 nin bench [--backends ...] [--models ...] [--batch-sizes ...] [--device cpu|gpu] [--precision float32|bf16] [--json F] ...
 """
@@ -15,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 
 from .errors import NinError
+from .extras import require_extra
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,6 +137,8 @@ def _bench(args) -> int:
         _save(result, args.json)
         return 0 if result["agree"] else 1
     _check_backends(args.backends)
+    if args.plot:
+        require_extra("pictures", "--plot")
     backends = args.backends or available_backends()
     for model in args.models:
         spec = get_spec(model)
@@ -176,6 +180,8 @@ def _train(args) -> int:
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     recipe = Recipe(**given)
     seeds = parse_seeds(args.seeds) if args.seeds else None
+    if args.visualize_every:
+        require_extra("pictures", "--visualize-every")
     spec = get_spec(args.model)
     if args.input_size:
         _check_input_size(spec, args.input_size)
@@ -250,10 +256,15 @@ def _export(args) -> int:
 
 
 def _report(args, spec, dataset, history, workers: str = "") -> None:
+    from pathlib import Path
+
+    from .train import CURVES
+
     last = history[-1]
+    written = "metrics, curves and checkpoint" if (Path(args.out) / CURVES).exists() else "metrics and checkpoint"
     print(
         f"{args.backend} {spec.name} on {dataset.name}{f' ({workers})' if workers else ''}: test accuracy "
-        f"{last['test_acc']:.4f} after {last['epoch']} epochs; metrics, curves and checkpoint in {args.out}"
+        f"{last['test_acc']:.4f} after {last['epoch']} epochs; {written} in {args.out}"
     )
 
 
@@ -476,7 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
     try:

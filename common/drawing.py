@@ -23,6 +23,7 @@ import numpy as np
 
 from .cam import ClassActivation
 from .errors import InputError, UnknownNameError
+from .extras import require_extra
 
 NORMALIZATIONS = ("channel", "shared")
 FEATURE_CMAP = "viridis"  # perceptually uniform: dark = low, yellow = high
@@ -127,7 +128,8 @@ def _save_gif(frames: list, path: Path, duration_ms: int) -> Path:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # each frame gets its own 256-colour palette; the fast octree is 5× quicker than GIF's default
+    # each frame gets its own 256-colour palette; the fast octree is quicker than GIF's default
+    # (docs/benchmarks.md, "Measured choices in the code")
     frames = [frame.quantize(method=Image.Quantize.FASTOCTREE) for frame in frames]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
     return path
@@ -489,19 +491,17 @@ def gif_to_mp4(gif_path: str | Path, mp4_path: str | Path, fps: float | None = N
     """Re-encode a GIF as H.264 MP4 (yuv420p, playable everywhere), one video frame per GIF
     frame.  Frames are padded with white to even sizes, which yuv420p needs.  ``fps`` defaults
     to the GIF's own rate (1000 / its first frame's duration in ms)."""
-    import imageio.v3 as iio
+    require_extra("video", "an MP4 of a GIF")
     import imageio_ffmpeg
-    from PIL import Image
+    from PIL import Image, ImageSequence
 
     gif_path, mp4_path = Path(gif_path), Path(mp4_path)
     if not gif_path.is_file():
         raise InputError(f"no GIF at {gif_path}")
-    if fps is None:
-        with Image.open(gif_path) as im:
+    with Image.open(gif_path) as im:
+        if fps is None:
             fps = 1000.0 / max(int(im.info.get("duration", 100)), 10)
-    frames = iio.imread(gif_path, index=None, mode="RGB")
-    if frames.ndim == 3:
-        frames = frames[None]
+        frames = np.stack([np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(im)])
     _, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
     mp4_path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,3 +30,8 @@ class BackendUnavailable(NinError, ImportError):
 
 class DataError(NinError, ValueError):
     """A dataset file that is missing, truncated or malformed."""
+
+
+class MissingExtra(NinError, ImportError):
+    """An optional library (pictures, video, progress) that is not installed; the message names
+    the extra to install."""

@@ -6,14 +6,11 @@ every block above its mmap threshold (at most 32 MB) with a fresh ``mmap`` and u
 36 MB for one block-0 activation) gets new, zeroed pages every time.  PyTorch's CPU tuning
 guide answers this with jemalloc or tcmalloc preloaded; ``retain_freed_memory`` gets the same
 from glibc itself, in-process, with ``mallopt``: large blocks come from the heap and freed ones
-stay there for the next step.  Measured for the PyTorch backend on ``nin_d2l``, batch 32, 2
-threads of the 2-core benchmark machine, otherwise idle, two runs each way: eval forward
-296–309 ms → 248–258 ms, training step 0.77–0.84 s → 0.73–0.78 s.  XLA:CPU's step did not
-change (1.00–1.16 s either way), so only the PyTorch backend calls it.
-
-The cost is that the process keeps what it freed instead of returning it to the system (the
-PyTorch training benchmark's peak RSS: 841 MB, where the run before this change measured
-713 MB).  On other C libraries and systems (musl, macOS, Windows) this is a no-op.  Setting
+stay there for the next step.  It makes PyTorch's forward pass and training step of
+``nin_d2l`` faster and leaves XLA:CPU's step as it was, so only the PyTorch backend calls it;
+the cost is that the process keeps what it freed instead of returning it to the system (a
+higher peak RSS).  The measured figures: frameworks/README.md, "Host settings".  On other C
+libraries and systems (musl, macOS, Windows) this is a no-op.  Setting
 ``NIN_RETAIN_FREED_MEMORY=0`` in the environment turns it off.
 """
 

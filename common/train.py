@@ -35,6 +35,7 @@ import numpy as np
 from . import reference
 from .datasets import batches
 from .errors import NinError, UnknownNameError
+from .extras import install_hint, optional_module, require
 from .files import atomic_write
 from .shapes import check_input
 from .spec import Dropout, NiNSpec
@@ -422,6 +423,7 @@ def _check_resume(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> Non
 
 def write_curves(history: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy against epoch, train and test, as a PNG (matplotlib's Agg canvas)."""
+    require("matplotlib", "progress", "drawing training curves")
     from matplotlib.figure import Figure
 
     epochs = [r["epoch"] for r in history]
@@ -477,8 +479,9 @@ def fit(
     After each epoch it evaluates on the test set and writes, in ``out_dir``:
     ``metrics.jsonl`` (one JSON line per epoch: epoch, train_loss, train_acc, test_loss,
     test_acc, seconds and examples_per_s of the training pass, lr of the epoch's last step),
-    ``curves.png``, and ``checkpoint.npz`` (see ``save_checkpoint``), each atomically.  Then it
-    calls ``on_epoch(record, trainer)``.
+    ``curves.png`` (where matplotlib is installed: ``nin-suite[progress]``; else a one-line
+    note says it is skipped), and ``checkpoint.npz`` (see ``save_checkpoint``), each atomically.
+    Then it calls ``on_epoch(record, trainer)``.
 
     ``resume=True`` continues from ``out_dir/checkpoint.npz`` after checking it comes from the
     same model, data set and recipe (the number of epochs may grow; the backend may differ,
@@ -488,10 +491,9 @@ def fit(
     ``write=False`` writes nothing: the data-parallel workers other than rank 0
     (``nin.distributed``).
 
-    ``progress=True`` reports on stderr: a progress bar per epoch while stderr is a terminal,
-    and one line per epoch either way, so a log file gets one line per epoch and no bar."""
-    from tqdm import tqdm
-
+    ``progress=True`` reports on stderr: a progress bar per epoch while stderr is a terminal
+    and tqdm is installed, and one line per epoch either way, so a log file gets one line per
+    epoch and no bar."""
     _check_fit(trainer, dataset, recipe)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -514,12 +516,15 @@ def fit(
     n_train = len(dataset.y_train)
     steps_per_epoch = math.ceil(n_train / recipe.batch_size)
     title = f"{meta['backend']} · {meta['model']} · {dataset.name}"
-    show_bar = progress and sys.stderr.isatty()
+    tqdm = getattr(optional_module("tqdm"), "tqdm", None) if progress and sys.stderr.isatty() else None
+    curves = write and optional_module("matplotlib") is not None
+    if write and not curves:
+        print(f"{CURVES} skipped: matplotlib is not installed ({install_hint('progress')} draws it)", file=sys.stderr)
     try:
         for epoch in range(done, recipe.epochs):
             trainer.begin_epoch(epoch)
-            bar = tqdm(
-                total=n_train, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="ex", disable=not show_bar, leave=False
+            bar = (
+                tqdm(total=n_train, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="ex", leave=False) if tqdm else None
             )
             loss_sum, correct, seen, lr = 0.0, 0, 0, recipe.lr
             start = time.perf_counter()
@@ -530,11 +535,13 @@ def fit(
                 lr = lr_at(recipe, epoch, step, steps_per_epoch)
                 loss, right = trainer.step(x, y, lr)
                 loss_sum, correct, seen = loss_sum + loss * len(y), correct + right, seen + len(y)
-                bar.update(len(y))
-                rate = seen / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", ex_s=f"{rate:.0f}")
+                if bar is not None:
+                    bar.update(len(y))
+                    rate = seen / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", ex_s=f"{rate:.0f}")
             seconds = time.perf_counter() - start
-            bar.close()
+            if bar is not None:
+                bar.close()
             test_loss, test_correct = _evaluate(trainer, dataset, recipe.batch_size)
             n_test = len(dataset.y_test)
             record = {
@@ -552,10 +559,11 @@ def fit(
             if write:
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-                write_curves(history, out / CURVES, title)
+                if curves:
+                    write_curves(history, out / CURVES, title)
                 save_checkpoint(ckpt_path, last_state, {**meta, "epoch": done, "history": history})
             if progress:
-                tqdm.write(_epoch_line(record, recipe.epochs), file=sys.stderr)
+                (tqdm.write if tqdm else print)(_epoch_line(record, recipe.epochs), file=sys.stderr)
             if on_epoch is not None:
                 on_epoch(record, trainer)
     except KeyboardInterrupt:

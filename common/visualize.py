@@ -54,6 +54,7 @@ from .drawing import (
     volume_slices_gif,
 )
 from .errors import InputError
+from .extras import require_extra
 from .shapes import check_input, layer_table
 from .spec import NiNSpec
 from .weights import Weights
@@ -103,6 +104,7 @@ def render(
     and return the paths in writing order.  Class maps are left out, without error, for specs
     that have none (``class_map_problem`` says why).  ``note`` is printed under PNG titles
     (e.g. "untrained: seeded initial weights")."""
+    _require_libraries(mp4)
     x = _first_example(spec, x)
     if class_names is not None and len(class_names) != spec.num_classes:
         raise InputError(f"{spec.name} has {spec.num_classes} classes but {len(class_names)} class names were given")
@@ -159,6 +161,14 @@ def visualize(
     return render(spec, x, logits, acts, out_dir, class_names, mp4=mp4, normalize=normalize, note=note)
 
 
+def _require_libraries(mp4: bool = False) -> None:
+    """A one-line ``MissingExtra`` naming the extra to install unless matplotlib and Pillow (and,
+    with ``mp4``, imageio-ffmpeg) can be imported: checked before any work is done."""
+    require_extra("pictures", "drawing pictures")
+    if mp4:
+        require_extra("video", "--mp4")
+
+
 def _first_example(spec: NiNSpec, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim == spec.ndim + 1:
@@ -206,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
     from .weights import init_weights
     from .zoo import get_spec
 
+    _require_libraries(args.mp4)
     spec = get_spec(args.model)
     weights, note = (None, "") if args.seed is not None and not args.weights else resolve_weights(spec, args.weights)
     if weights is None:

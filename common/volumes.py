@@ -90,9 +90,8 @@ def make_volumes(
 # The standard deviation of the occupancy over the first 2,000 training volumes at 32³ (seed 0;
 # their mean is 0.0171: a solid fills under 2 % of its grid).  ``load_volumes`` divides by it,
 # as an image pipeline divides MNIST pixels by their 0.3081: the network then sees inputs of
-# unit scale.  Undivided, ``nin3d`` (2,000 training volumes, lr 0.005, 12 epochs) sat at chance
-# for its first 3 epochs and ended at 70.5 %; divided (lr 0.005, 10 epochs) it left chance in
-# the 2nd epoch and ended at 89.75 % and 88.0 % (seeds 0 and 1; README, "The volumetric NiN").
+# unit scale.  Undivided, ``nin3d`` sat longer at chance and ended lower (the runs:
+# docs/training.md, "The volumetric NiN").
 OCCUPANCY_STD = 0.1216
 
 

@@ -73,11 +73,9 @@ def init_weights(spec: NiNSpec, seed: int = 0, method: str = "xavier", std: floa
     positive mean), so with zero-mean random weights a channel's pre-activation is offset by
     ``mean(input) · sum(w)`` — the same sign at every position and for every example.  Where
     that sum is negative enough the channel is zero everywhere from the first step and gets no
-    gradient; when it is one of the last block's class maps, that class is never predicted.
-    With He init this happened to at least one class channel in 5 of seeds 0–15 of
-    ``nin_mnist`` (logit 0 on > 99 % of test digits at initialisation), with Xavier in 8 of 16.
-    Filters that sum to zero cancel the offset, so every channel starts active on part of the
-    input."""
+    gradient; when it is one of the last block's class maps, that class is never predicted
+    (how often, with each initialiser: docs/training.md, "Robustness").  Filters that sum to
+    zero cancel the offset, so every channel starts active on part of the input."""
     if method not in INITIALIZERS:
         raise UnknownNameError(f"unknown initializer {method!r}; known: {', '.join(INITIALIZERS)}")
     rng = np.random.default_rng(seed)

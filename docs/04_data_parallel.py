@@ -145,7 +145,7 @@ else:
         sys.executable, "-m", "nin.cli", "train", "--backend", backend, "--model", "nin_tiny",
         "--data", "synthetic:3x16x16", "--batch-size", "16", "--epochs", "1", "--no-progress", "--out", str(run),
     ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     if not (run / "checkpoint.npz").exists():
         subprocess.run([*command, "--workers", "2"], check=True, env=env, timeout=600)
     two = load_checkpoint(run / "checkpoint.npz").state

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,11 +15,9 @@ import nin
 from nin.bench import GPU_PEAK_SIZES, gemm_gflops
 from nin.frameworks import backend_precisions, gpu_probes
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-
 
 def _nin(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nin.cli", *args], capture_output=True, text=True, env=ENV)
+    return subprocess.run([sys.executable, "-m", "nin.cli", *args], capture_output=True, text=True)
 
 
 def test_compare_table_and_json(tmp_path):

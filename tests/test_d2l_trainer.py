@@ -42,7 +42,7 @@ def test_d2l_trainer_drives_native_nin(framework):
     reason = part_unavailable_reason(framework, "d2l_book")  # the backend, and the d2l package beside it
     if reason:
         pytest.skip(reason)
-    env = dict(os.environ, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, MPLBACKEND="Agg")
     env.setdefault("OMP_NUM_THREADS", "1")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--framework", framework, "--epochs", str(EPOCHS), "--subset", str(SUBSET)],

@@ -454,13 +454,11 @@ def test_dataset_checks_its_arrays():
     assert "train 4, test 4, images 1×2×2" in repr(Dataset("d", x, y, x, y, 1, ("a",)))
 
 
-def test_import_pulls_in_no_framework_and_no_mlxtend():
+def test_import_pulls_in_no_framework_and_no_optional_library():
     from nin.frameworks import framework_modules
 
-    code = (
-        "import sys, nin.data; "
-        f"print(sorted(m for m in {[*framework_modules(), 'mlxtend', 'PIL']!r} if m in sys.modules))"
-    )
+    heavy = (*framework_modules(), "mlxtend", "PIL", "matplotlib", "imageio", "tqdm")
+    code = f"import sys, nin.data; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"

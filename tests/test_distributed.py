@@ -98,7 +98,7 @@ def train_command(backend: str, data_dir: Path, out: Path, epochs: int, *extra: 
 
 
 def environment() -> dict[str, str]:
-    return dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return dict(os.environ, OMP_NUM_THREADS="1")
 
 
 def run_workers(backend: str, data_dir: Path, out: Path, epochs: int, *extra: str) -> subprocess.CompletedProcess:

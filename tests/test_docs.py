@@ -86,7 +86,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 def run_tutorial(name: str, out: Path, hide_frameworks: bool = False) -> str:
     """Run docs/<name> from the repository root; return its stdout (fail with its output)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+    env = dict(os.environ, MPLBACKEND="Agg")
     # one intra-op thread per process: beside other test processes, OpenMP threads that
     # outnumber the free cores spin and slow training several times over
     env.setdefault("OMP_NUM_THREADS", "1")

@@ -56,3 +56,24 @@ def test_the_installed_jaxlib_accepts_what_the_backend_sets():
     out = json.loads(done.stdout.strip().splitlines()[-1])
     expected = jax_backend._XLA_CPU_FLAGS.get(jax_backend._jaxlib_release(), "")
     assert out["flags"] == expected and out["shape"] == [1, 10]
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, "3"), ("0", "0")], ids=["unset", "users-own"])
+def test_tensorflow_log_level_set_before_tensorflow_is_imported(before, after):
+    """Reading the TensorFlow backend's record sets nothing; its ``prepare`` hook, which runs
+    before the backend first imports TensorFlow, sets ``TF_CPP_MIN_LOG_LEVEL`` (TensorFlow
+    reads it once, when its C++ runtime loads) and keeps a value already set."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if before is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = before
+    code = (
+        "import os, sys\n"
+        "import nin.frameworks.tensorflow\n"
+        "from nin.frameworks.record import prepare\n"
+        "read = os.environ.get('TF_CPP_MIN_LOG_LEVEL')\n"
+        "prepare('nin.frameworks.tensorflow')\n"
+        "print(read, os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(before), after, "False"]

@@ -16,10 +16,10 @@ __all__ = list(CONTRACT)
 # A host setting (frameworks/README.md, "Host settings"), made by the record's ``prepare`` hook,
 # before the backend first imports JAX, because XLA reads XLA_FLAGS once, when JAX creates its
 # first client.  jaxlib 0.10 routes CPU convolutions through YNNPACK fusions, and nin_d2l's training
-# step measured 1.15× slower than on jaxlib 0.7.1 (docs/environments.md); with them off it is
-# 0.97×.  XLA aborts the process on a flag it does not know, so the flag is set only for the
-# jaxlib releases it was measured on, never where XLA_FLAGS already names it, and not with
-# NIN_XLA_DEFAULTS=1.
+# step is slower than on jaxlib 0.7.1 with them and as fast without them (measured:
+# docs/environments.md, "JAX: 0.7.1 against today's release").  XLA aborts the process on a
+# flag it does not know, so the flag is set only for the jaxlib releases it was measured on,
+# never where XLA_FLAGS already names it, and not with NIN_XLA_DEFAULTS=1.
 _XLA_CPU_FLAGS = {(0, 10): "--xla_cpu_experimental_ynn_fusion_type="}
 
 

@@ -54,7 +54,7 @@ from nin.shapes import avg_pool_divisor, pool_padding
 def conv_general_dilated(lhs, rhs, window_strides, padding, **options) -> jax.Array:
     """``lax.conv_general_dilated`` for ``nn.Conv``, except that a 1×1, stride-1, unpadded
     convolution is one matrix product over all pixels; XLA:CPU computes its kernel gradient
-    several times faster that way than as a convolution."""
+    faster that way than as a convolution (docs/benchmarks.md, "Measured choices in the code")."""
     pointwise = (
         all(k == 1 for k in rhs.shape[:-2])
         and all(s == 1 for s in window_strides)

@@ -4,9 +4,18 @@ adapter functions, which convert layouts, and ``Trainer`` of the backend contrac
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from nin.frameworks.record import CONTRACT, D2L, BackendRecord, Needs, contract_attribute
+
+
+def _quiet_cpp_logs() -> None:
+    """A host setting (frameworks/README.md, "Host settings"), made by the record's ``prepare``
+    hook because TensorFlow reads it when it loads its C++ runtime: TensorFlow's C++ log lines
+    below FATAL are not printed.  A value already in the environment wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 
 RECORD = BackendRecord(
     name="tensorflow",
@@ -21,6 +30,7 @@ RECORD = BackendRecord(
         "onnx_export": Needs(("tf2onnx",), "pip install 'nin-suite[onnx]'"),
     },
     order=20,
+    prepare=_quiet_cpp_logs,
 )
 
 __all__ = list(CONTRACT)

@@ -216,8 +216,8 @@ class _Compiled:
             "grads": (partial(_mean_loss_and_grads, self.model, variables), [x, labels]),
         }[what]
         # Partials, not closures: TensorFlow counts traces per code object and would call one
-        # trace per model "retracing".  jit_compile=True (XLA) measured 37% more CPU time per
-        # nin_d2l gradient step than TensorFlow's oneDNN kernels on a 2-core x86 CPU.
+        # trace per model "retracing".  jit_compile=True (XLA) costs more CPU time per nin_d2l
+        # gradient step than TensorFlow's oneDNN kernels (docs/benchmarks.md, "Measured choices in the code").
         return tf.function(fn, input_signature=signature, jit_compile=False)
 
 

@@ -26,8 +26,8 @@ DEVICES = ("cpu", "gpu")
 retain_freed_memory()
 
 # channels-last weights make every convolution and pool run channels-last (oneDNN's native
-# layout on CPU): measured on 2 cores, about a quarter less time per training step of nin_d2l and
-# nin_cifar10 and a third less for nin3d.  Inputs and outputs stay NCHW.
+# layout on CPU), and a training step takes less time (docs/benchmarks.md, "Measured choices in
+# the code").  Inputs and outputs stay NCHW.
 _MEMORY_FORMAT = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
