@@ -30,3 +30,8 @@ class BackendUnavailable(NinError, ImportError):
 
 class DataError(NinError, ValueError):
     """A dataset file that is missing, truncated or malformed."""
+
+
+class OutputError(NinError, ValueError):
+    """An output path a command cannot write: a missing folder, a file where a folder must be,
+    a folder without write permission."""
