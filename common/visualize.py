@@ -295,7 +295,7 @@ def image_pixels(im) -> np.ndarray:
         if values.size and (values.min() < low or values.max() > high):
             kind = "floats" if im.mode == "F" else "integers"
             raise InputError(
-                f"a {im.mode}-mode image of {kind} from {values.min()} to {values.max()}: nin visualize reads "
+                f"an {im.mode}-mode image of {kind} from {values.min()} to {values.max()}: nin visualize reads "
                 f"16-bit integers (0..65535) and floats in [0, 1]; save it as an 8- or 16-bit PNG"
             )
         return (values.astype(np.float32) / np.float32(high))[None]

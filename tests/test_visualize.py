@@ -311,6 +311,96 @@ def test_cli_image_with_seeded_init(picture, tmp_path, capsys):
     assert _gif(out / "block0_channels.gif")[0] == 6
 
 
+# Images in every mode ``nin visualize --input`` takes, 16×16 like nin_tiny (so nothing is
+# resized), each with the model input the rule in docs/pictures.md gives, computed here by hand:
+# /255 or /65535, alpha over white, grey repeated to RGB.
+_RNG = np.random.default_rng(7)
+_RGB8 = _RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+_GREY8 = _RNG.integers(0, 256, (16, 16), dtype=np.uint8)
+_ALPHA8 = _RNG.integers(0, 256, (16, 16), dtype=np.uint8)
+_GREY16 = (np.arange(256, dtype=np.uint16) * 37).reshape(16, 16)  # 0..9435 of 65535: a dark gradient
+_INDEX = _RNG.integers(0, 3, (16, 16), dtype=np.uint8)
+_PALETTE = np.array([[10, 20, 30], [200, 100, 50], [0, 255, 0]], np.uint8)
+_CMYK = np.array([[0, 255, 255, 0], [255, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 255]], np.uint8)  # red cyan white black
+_CMYK_AS_RGB = np.array([[255, 0, 0], [0, 255, 255], [255, 255, 255], [0, 0, 0]], np.uint8)
+_FOUR = np.arange(256).reshape(16, 16) % 4
+
+
+def _over_white(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha[..., None] / 255.0
+    return colour / 255.0 * a + (1 - a)
+
+
+def _palette_image(transparent: bool):
+    im = Image.fromarray(_INDEX, "P")
+    im.putpalette(_PALETTE.ravel().tolist())
+    if transparent:
+        im.info["transparency"] = 0
+    return im
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """(16, 16) grey or (16, 16, 3) colour in [0, 1] as nin_tiny's input (1, 3, 16, 16)."""
+    pixels = np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels
+    return pixels.transpose(2, 0, 1)[None]
+
+
+IMAGE_MODES = {
+    "RGB": (lambda: Image.fromarray(_RGB8, "RGB"), "png", lambda: _rgb(_RGB8 / 255.0)),
+    "L": (lambda: Image.fromarray(_GREY8, "L"), "png", lambda: _rgb(_GREY8 / 255.0)),
+    "16-bit grey": (lambda: Image.fromarray(_GREY16), "png", lambda: _rgb(_GREY16 / 65535.0)),
+    "RGBA": (
+        lambda: Image.fromarray(np.dstack([_RGB8, _ALPHA8]), "RGBA"),
+        "png",
+        lambda: _rgb(_over_white(_RGB8, _ALPHA8)),
+    ),
+    "LA": (
+        lambda: Image.fromarray(np.dstack([_GREY8, _ALPHA8]), "LA"),
+        "png",
+        lambda: _rgb(_over_white(_GREY8[..., None], _ALPHA8)[..., 0]),
+    ),
+    "palette": (lambda: _palette_image(False), "png", lambda: _rgb(_PALETTE[_INDEX] / 255.0)),
+    "palette, colour 0 transparent": (
+        lambda: _palette_image(True),
+        "png",
+        lambda: _rgb(np.where((_INDEX == 0)[..., None], 1.0, _PALETTE[_INDEX] / 255.0)),
+    ),
+    "CMYK": (
+        lambda: Image.fromarray(_CMYK[_FOUR], "CMYK"),
+        "tif",
+        lambda: _rgb(_CMYK_AS_RGB[_FOUR] / 255.0),
+    ),
+    "bilevel": (lambda: Image.fromarray(_GREY8 > 127).convert("1"), "png", lambda: _rgb((_GREY8 > 127) * 1.0)),
+    "32-bit float grey in [0, 1]": (
+        lambda: Image.fromarray((_GREY8 / 255.0).astype(np.float32), "F"),
+        "tif",
+        lambda: _rgb(_GREY8 / 255.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", list(IMAGE_MODES))
+def test_image_modes_follow_the_documented_rule(mode, tmp_path):
+    """``--input`` in each mode gives the model the input the rule says (docs/pictures.md);
+    a 16-bit PNG once came out 99 % white (clipped at 255 of 65,535)."""
+    make, suffix, want = IMAGE_MODES[mode]
+    path = tmp_path / f"image.{suffix}"
+    make().save(path)
+    got = vis._load_image(path, TINY)
+    assert got.shape == (1, 3, 16, 16) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want(), atol=1e-6, err_msg=mode)
+
+
+def test_colour_image_to_a_grey_model_is_the_channel_mean(tmp_path):
+    """nin_mnist takes one channel: an RGBA image is put over white, then averaged over R, G, B
+    (the rule the data sets use, ``_match_channels``)."""
+    rgba = np.dstack([_RNG.integers(0, 256, (28, 28, 3)), _RNG.integers(0, 256, (28, 28))]).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "image.png")
+    got = vis._load_image(tmp_path / "image.png", nin.get_spec("nin_mnist"))
+    want = _over_white(rgba[..., :3], rgba[..., 3]).mean(axis=-1)[None, None]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_cli_weights_file(picture, tmp_path, capsys):
     weights = nin.save_weights(nin.init_weights(TINY, 5), tmp_path / "tiny.npz")
     assert _run("--model", "nin_tiny", "--input", str(picture), "--weights", str(weights), "--out", str(tmp_path)) == 0
