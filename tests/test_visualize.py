@@ -15,7 +15,6 @@ from conftest import backend_or_skip, selected_backends
 from PIL import Image
 
 import nin
-from nin import reference
 from nin import visualize as vis
 from nin.conformance import FORWARD_RTOL, max_rel_error
 from nin.errors import InputError, SpecError, UnknownNameError, WeightsError
@@ -124,14 +123,44 @@ def volume_files(tmp_path_factory):
 # -- capture and class maps ------------------------------------------------------------------
 
 
-def test_capture_numpy_is_the_reference(tiny_run):
+def _block0_by_hand(weights: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
+    """nin_tiny's first block and pool for one example ``(3, 16, 16)``, written out from the
+    definitions with explicit sums (no ``nin.reference`` code): a 3×3 convolution padded by 1
+    as nine shifted products, two 1×1 convolutions as matrix products, ReLU after each, then
+    a 3×3 stride-2 max pool in ceil mode whose last window hangs past the edge (rows 14–15)."""
+    out = {}
+    padded = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    w, b = weights["block0.conv0.weight"].astype(np.float64), weights["block0.conv0.bias"]
+    a = sum(
+        np.einsum("oc,chw->ohw", w[:, :, i, j], padded[:, i : i + 16, j : j + 16]) for i in range(3) for j in range(3)
+    )
+    out["block0.conv0"] = a = np.maximum(a + b[:, None, None], 0)
+    for c in (1, 2):
+        w, b = weights[f"block0.conv{c}.weight"][:, :, 0, 0], weights[f"block0.conv{c}.bias"]
+        out[f"block0.conv{c}"] = a = np.maximum(np.einsum("oc,chw->ohw", w, a) + b[:, None, None], 0)
+    pooled = np.empty((a.shape[0], 8, 8))
+    for i in range(8):
+        for j in range(8):
+            pooled[:, i, j] = a[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2))
+    out["pool0"] = pooled
+    return out
+
+
+def test_capture_numpy_matches_hand_computed_layers(tiny_run):
+    """``capture("numpy")`` against values computed here, not by the oracle it wraps: the first
+    block and pool by hand, every layer's shape from ``nin.output_shapes`` (which shares no code
+    with the oracle), and the logits as the global average of the last block — NiN's head."""
     x, logits, acts = tiny_run
-    want_logits, want_acts = reference.forward(TINY, nin.init_weights(TINY, 0), x)
     assert logits.dtype == np.float32 and logits.shape == (1, 10)
-    np.testing.assert_allclose(logits, want_logits, rtol=1e-6, atol=1e-7)
-    assert list(acts) == [row.name for row in nin.layer_table(TINY)]
+    shapes = nin.output_shapes(TINY)
+    assert list(acts) == list(shapes)
     for name, a in acts.items():
-        assert a.dtype == np.float32 and a.shape == want_acts[name].shape, name
+        assert a.dtype == np.float32 and a.shape == (1, *shapes[name]), f"{name}: {a.shape}"
+    for name, want in _block0_by_hand(nin.init_weights(TINY, 0), x[0]).items():
+        err = max_rel_error(acts[name][0], want)
+        assert err <= 1e-6, f"{name}: max|Δ| = {err:.1e}·max|hand-computed|"
+    np.testing.assert_allclose(logits[0], acts["block2.conv2"][0].mean(axis=(1, 2)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(acts["gap"], logits)
 
 
 def test_capture_unknown_backend():
