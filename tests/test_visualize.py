@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -307,6 +308,86 @@ def test_3d_files_step_through_depth(volume_files):
     for block, shape in blocks.items():
         assert _gif(out / f"{block}_slices.gif")[0] == shape[1], f"{block}: one frame per depth slice"
     assert iio.imread(out / "cam_slices.png").ndim == 3
+
+
+# A provenance line as long as a real one and longer: words, a path too wide for any figure,
+# and a dollar sign (which matplotlib would otherwise read as the start of a formula).
+LONG_NOTE = (
+    "numpy backend · pretrained weights: runs/" + "a_very_long_folder_name/" * 8 + "nin_mnist.safetensors "
+    "(test accuracy 98.00% on mnist5k; made by: OMP_NUM_THREADS=1 nin train --backend torch --model nin_mnist "
+    "--data mnist5k --out $HOME/runs/nin_mnist --no-progress --seed 0 --epochs 10 --batch-size 8)"
+)
+
+
+# class names as long as ImageNet's
+LONG_NAMES = [f"great grey owl, great gray owl, Strix nebulosa ({k})" for k in range(10)]
+
+
+def _figures(tmp_path, monkeypatch) -> dict:
+    """Every kind of PNG figure, 2-D and 3-D, with ``LONG_NOTE`` and ``LONG_NAMES``: {file
+    name: Figure}, drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from nin import drawing
+
+    figures = {}
+
+    def keep(fig, path, *args):
+        figures[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(drawing, "_save_figure", keep)
+    x, logits, acts = _kaiming_run(TINY, 0)
+    activation = vis.class_activation(TINY, x, logits, acts)
+    for block, layer in vis.block_outputs(TINY).items():
+        vis.feature_grid(acts[layer][0], tmp_path / f"{block}_features.png", f"nin_tiny {block}", note=LONG_NOTE)
+    vis.cam_figure(x[0], activation, tmp_path / "cam.png", "nin_tiny", LONG_NAMES, note=LONG_NOTE)
+    x, logits, acts = _kaiming_run(VOLUME, 0)
+    activation = vis.class_activation(VOLUME, x, logits, acts)
+    vis.feature_grid(acts["block0.conv2"][0][:, 3], tmp_path / "volume_features.png", "nin3d block0", note=LONG_NOTE)
+    vis.cam_slices_figure(x[0], activation, tmp_path / "cam_slices.png", "nin3d", LONG_NAMES, note=LONG_NOTE)
+    for fig in figures.values():
+        FigureCanvasAgg(fig).draw()  # what savefig draws (on white), kept: its renderer and its pixels
+    return figures
+
+
+def test_figure_text_fits_inside(tmp_path, monkeypatch):
+    """Everything a figure draws lies inside it (``Figure.get_tightbbox`` on the Agg renderer,
+    ticks and labels included), the long provenance line is all there in the header (wrapped,
+    not cut), and no ink touches the right edge of the drawn pixels (independently of
+    matplotlib's text measurement)."""
+    figures = _figures(tmp_path, monkeypatch)
+    assert len(figures) == 6
+    for name, fig in figures.items():
+        renderer = fig.canvas.get_renderer()
+        width, height = fig.get_size_inches()
+        box = fig.get_tightbbox(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (
+            f"{name}: what it draws spans x {box.x0:.2f}–{box.x1:.2f}, y {box.y0:.2f}–{box.y1:.2f} in, "
+            f"in a figure of {width:.2f}×{height:.2f} in"
+        )
+        header = [*fig.texts, *([fig._suptitle] if fig._suptitle else [])]
+        printed = "".join(t.get_text() for t in header).replace("\n", "").replace(" ", "")
+        assert LONG_NOTE.replace(" ", "") in printed, f"{name}: the provenance line is not all there"
+        edge = np.asarray(fig.canvas.buffer_rgba())[:, -4:, :3]
+        assert (edge > 200).all(), (
+            f"{name}: ink in the last 4 columns, rows {np.flatnonzero((edge <= 200).any(axis=(1, 2)))[:5]}"
+        )
+
+
+def test_gif_frames_fit_their_text(tmp_path):
+    """A GIF frame is as wide as its header and captions need — a class name as long as
+    ImageNet's under the last panel, a header of wide capitals: no ink in its right margin."""
+    x, logits, acts = _kaiming_run(TINY, 0)
+    activation = vis.class_activation(TINY, x, logits, acts)
+    fmap = acts["block0.conv2"][0, :2]
+    paths = [
+        vis.cam_gif(x[0], activation, tmp_path / "cam.gif", "nin_tiny", LONG_NAMES),
+        vis.channel_gif(fmap, tmp_path / "channels.gif", "WIDE CAPITALS IN A LABEL: MMMMMMMMMMWWWWWWWWWW", x[0]),
+    ]
+    for path in paths:
+        for i, frame in enumerate(_frames(path)):
+            assert (frame[:, -4:] > 200).all(), f"{path.name} frame {i}: ink in the last 4 columns"
 
 
 def test_class_names_must_match(tiny_run, tmp_path):
