@@ -185,8 +185,8 @@ def spec_json(spec: NiNSpec) -> dict:
     """The network a spec builds, as canonical JSON data: every dataclass field but the
     ``source`` note, each layer tagged with its ``type``, tuples as lists, and a field left out
     where it holds its default value — so a field added later with a default leaves the JSON
-    of every existing spec unchanged.  ``json.dumps(spec_json(spec), sort_keys=True)`` is the
-    spec's identity in a training checkpoint (``nin.train``)."""
+    of every existing spec unchanged.  A training checkpoint stores it as the spec's identity
+    and ``--resume`` compares it (``nin.train``)."""
 
     def data(value):
         if dataclasses.is_dataclass(value):

@@ -452,10 +452,10 @@ def _check_resume(path: Path, saved: dict[str, Any], now: dict[str, Any], spec: 
     format_1 = saved["format"] == _FORMAT_1
     if not problems and not format_1:  # another model's spec differs everywhere: its name says enough
         problems += _spec_differences(saved, spec)
-    defaults = Recipe().to_json()
+    defaults, recipe = Recipe().to_json(), saved.get("recipe") or {}
     for key, value in now["recipe"].items():
-        if key != "epochs" and saved["recipe"].get(key, defaults[key]) != value:
-            problems.append(f"{key} {saved['recipe'].get(key, defaults[key])!r} there, {value!r} now")
+        if key != "epochs" and recipe.get(key, defaults[key]) != value:
+            problems.append(f"{key} {recipe.get(key, defaults[key])!r} there, {value!r} now")
     if problems:
         raise CheckpointError(
             f"{path} is from a different run ({'; '.join(problems)}); "
