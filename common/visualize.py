@@ -283,11 +283,11 @@ def image_pixels(im) -> np.ndarray:
     """One Pillow image as float32 ``(C, H, W)`` in [0, 1]: grey (C = 1) or RGB (C = 3).
 
     The rule (docs/pictures.md): the first frame of an animation; 8-bit modes through Pillow's
-    own conversion to RGB (CMYK, YCbCr, HSV, palette, bilevel) and divided by 255; 16-bit
+    own conversion to RGB (CMYK, YCbCr, HSV, LAB, palette, bilevel) and divided by 255; 16-bit
     grey divided by 65,535 (a 32-bit integer image only where its values fit 16 bits); 32-bit
     float grey as it is where its values lie in [0, 1]; anything with transparency (RGBA, LA,
     PA, a palette with a transparent colour) composited over white, as a viewer shows it on a
-    page.  Everything else is an ``InputError`` naming the mode."""
+    page.  A mode Pillow cannot convert to RGB is an ``InputError`` naming the mode."""
     im.seek(0)
     if im.mode in (*_SIXTEEN_BIT, "F"):
         values = np.asarray(im)
