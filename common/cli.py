@@ -328,7 +328,11 @@ def _epoch_pictures(args, dataset):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``nin`` command's parser.  Every path a command writes is checked while the command
+    line is parsed (``nin.files.output_file`` / ``output_folder``), so an output that cannot be
+    written is a one-line error before any work."""
     from .bench import GPU_PEAK_SIZES, PEAK_SIZES, ROUNDS
+    from .files import output_file, output_folder
     from .frameworks import PRECISIONS, list_backends
     from .zoo import list_models
 
@@ -359,14 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--json", metavar="FILE", type=output_file)
     p.set_defaults(run=_compare)
 
     p = sub.add_parser("conformance", help="backend × model matrix: shapes, params, forward and gradient error")
     p.add_argument("--backends", nargs="+", default=None, metavar="NAME")
     p.add_argument("--models", nargs="+", default=None, metavar="NAME")
-    p.add_argument("--json", metavar="FILE")
-    p.add_argument("--markdown", metavar="FILE")
+    p.add_argument("--json", metavar="FILE", type=output_file)
+    p.add_argument("--markdown", metavar="FILE", type=output_file)
     p.set_defaults(run=_conformance)
 
     from .train import SCHEDULES, Recipe
@@ -380,7 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="mnist5k",
         help="mnist5k | fashion-mnist:DIR | cifar10:DIR | volumes[:N] | synthetic[:CxHxW] (default mnist5k)",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="metrics.jsonl, curves.png, checkpoint.npz go here")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        type=output_folder,
+        help="metrics.jsonl, curves.png, checkpoint.npz go here",
+    )
     known = {"schedule": f" (of {', '.join(SCHEDULES)})", "init": f" (of {', '.join(INITIALIZERS)})"}
     for flag, field in _RECIPE_FLAGS.items():
         default = getattr(Recipe, field)
@@ -442,7 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{fmt}: the {name} backend's" for fmt, name in formats().items() if name),
     )
     p.add_argument("--backend", choices=list_runtimes(), help="the backend (must own --format; any for onnx)")
-    p.add_argument("--out", required=True, metavar="PATH", help="file (onnx, torchscript, stablehlo) or new folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        type=output_file,
+        help="file (onnx, torchscript, stablehlo) or new folder",
+    )
     p.set_defaults(run=_export)
 
     p = sub.add_parser("bench", help="forward and training-step speed side by side, as a share of this machine's peak")
@@ -472,9 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="matrix sizes of the GEMM probes that measure the peak (default: "
         f"{' '.join(map(str, PEAK_SIZES))} on the CPU, {' '.join(map(str, GPU_PEAK_SIZES))} on a GPU)",
     )
-    p.add_argument("--json", metavar="FILE")
-    p.add_argument("--markdown", metavar="FILE")
-    p.add_argument("--plot", metavar="FILE", help="PNG bar chart")
+    p.add_argument("--json", metavar="FILE", type=output_file)
+    p.add_argument("--markdown", metavar="FILE", type=output_file)
+    p.add_argument("--plot", metavar="FILE", type=output_file, help="PNG bar chart")
     p.add_argument(
         "--agree",
         nargs=2,

@@ -15,6 +15,7 @@ out of a ReLU, so they are ≥ 0).  Input images are stretched to their own min.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,23 +105,30 @@ _Panel = tuple[np.ndarray, str, bool]  # a GIF panel: RGB floats, its caption, m
 
 def _frame(panels: list[_Panel], header: str):
     """One GIF frame: a header line, then panels side by side, each ``(RGB floats, caption,
-    marked)``; a marked panel gets a red border and a red caption."""
+    marked)``; a marked panel gets a red border and a red caption.  The frame is as wide as its
+    panels, or as its header or a caption needs (measured with the font that draws them)."""
     from PIL import Image, ImageDraw
 
+    lefts = list(itertools.accumulate((p.shape[1] + _GAP for p, _, _ in panels[:-1]), initial=_GAP))
     height = max(p.shape[0] for p, _, _ in panels)
-    width = sum(p.shape[1] for p, _, _ in panels) + _GAP * (len(panels) + 1)
-    width = max(width, 8 * len(header) + 2 * _GAP)
-    image = Image.new("RGB", (width, _HEADER + height + _CAPTION + _GAP), _BACKGROUND)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    right = max(
+        lefts[-1] + panels[-1][0].shape[1],
+        _GAP + measure.textlength(header, font=_font(15)),
+        *(
+            left + measure.textlength(caption, font=_font(13))
+            for left, (_, caption, _) in zip(lefts, panels, strict=True)
+        ),
+    )
+    image = Image.new("RGB", (math.ceil(right) + _GAP, _HEADER + height + _CAPTION + _GAP), _BACKGROUND)
     draw = ImageDraw.Draw(image)
     draw.text((_GAP, 7), header, fill=_INK, font=_font(15))
-    left = _GAP
-    for pixels, caption, marked in panels:
+    for left, (pixels, caption, marked) in zip(lefts, panels, strict=True):
         image.paste(Image.fromarray(_to_uint8(pixels)), (left, _HEADER))
         h, w = pixels.shape[:2]
         if marked:
             draw.rectangle((left - 3, _HEADER - 3, left + w + 2, _HEADER + h + 2), outline=_MARK, width=3)
         draw.text((left, _HEADER + h + 5), caption, fill=_MARK if marked else _INK, font=_font(13))
-        left += w + _GAP
     return image
 
 
@@ -145,11 +153,19 @@ def _animate(
     detail: Callable[[int], str] | None = None,
 ) -> Path:
     """Write a GIF of ``count`` frames: frame ``i`` shows ``panels(i)`` under the header
-    ``{label} · {step(i)} · frame {i + 1} / {count}``, then `` · {detail(i)}`` when given."""
+    ``{label} · {step(i)} · frame {i + 1} / {count}``, then `` · {detail(i)}`` when given.
+    Every frame gets the size of the largest (a GIF's frames share its first frame's canvas)."""
+    from PIL import Image
+
     frames = []
     for i in range(count):
         header = f"{label} · {step(i)} · frame {i + 1} / {count}" + (f" · {detail(i)}" if detail else "")
         frames.append(_frame(panels(i), header))
+    size = (max(f.width for f in frames), max(f.height for f in frames))
+    for i, frame in enumerate(frames):
+        if frame.size != size:
+            frames[i] = Image.new("RGB", size, _BACKGROUND)
+            frames[i].paste(frame, (0, 0))
     return _save_gif(frames, Path(path), duration_ms)
 
 
@@ -161,9 +177,66 @@ def _save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     return path
 
 
-def _headline(fig, text: str, note: str) -> None:
-    """A figure's title at its top left, with ``note`` (when given) on a line of its own."""
-    fig.suptitle(text + (f"\n{note}" if note else ""), fontsize=10, x=0.02, ha="left")
+_TEXT_PT = 10  # the size of the figures' header lines
+
+
+@functools.cache
+def _renderer(dpi: float):
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    return RendererAgg(1, 1, dpi)
+
+
+def _text_width(text: str, fontsize: float, dpi: float, weight: str = "normal") -> float:
+    """Pixels ``text`` takes at ``fontsize`` points on matplotlib's Agg renderer at ``dpi``."""
+    from matplotlib.font_manager import FontProperties
+
+    font = FontProperties(size=fontsize, weight=weight)
+    width, _, _ = _renderer(dpi).get_text_width_height_descent(text, font, ismath=False)
+    return width
+
+
+def wrap_to_width(
+    lines: Sequence[str], width_px: float, fontsize: float = _TEXT_PT, dpi: float = 100, weight: str = "normal"
+) -> list[str]:
+    """``lines`` (empty ones left out) broken so that none is wider than ``width_px`` as
+    matplotlib draws it: at spaces, and inside a word (a long path or command) where the word
+    alone is too wide."""
+
+    def fits(text: str) -> bool:
+        return _text_width(text, fontsize, dpi, weight) <= width_px
+
+    out: list[str] = []
+    for line in (line for line in lines if line):
+        current = ""
+        for word in line.split(" "):
+            candidate = f"{current} {word}" if current else word
+            if fits(candidate):
+                current = candidate
+                continue
+            if current:
+                out.append(current)
+            while not fits(word):  # the longest head that fits (at least one character), by bisection
+                low, high = 1, len(word) - 1
+                while low < high:
+                    mid = (low + high + 1) // 2
+                    low, high = (mid, high) if fits(word[:mid]) else (low, mid - 1)
+                out.append(word[:low])
+                word = word[low:]
+            current = word
+        out.append(current)
+    return out
+
+
+def _headline(fig, lines: Sequence[str]) -> None:
+    """A figure's header lines at its top left (wrapped to its width by ``_header_lines``)."""
+    fig.suptitle("\n".join(lines), fontsize=_TEXT_PT, x=0.02, ha="left", parse_math=False)
+
+
+def _header_lines(width_in: float, *lines: str) -> list[str]:
+    """The header lines of a figure ``width_in`` inches wide (at 100 dpi), wrapped to fit between
+    ``_headline``'s 2 % left margin and a margin of the same size on the right."""
+    return wrap_to_width(lines, 0.96 * width_in * 100)
 
 
 def _colour_bar(fig, rect: tuple[float, float, float, float], cmap: str, low: float, high: float, ticks=None):
@@ -237,9 +310,16 @@ def feature_grid(
     mosaic, cols, tile = _tile_grid(_colorize(values, FEATURE_CMAP), tile_px)
     flat = fmap.reshape(c, -1)
     constant = int(np.sum(flat.max(axis=1) <= flat.min(axis=1)))
-    dpi, side, top = 100, 110, 80 if note else 60
+    scale = "each channel stretched to its own min..max" if normalize == "channel" else "one scale for all channels"
+    dpi, side = 100, 110
     height, width = mosaic.shape[:2]
     width_px = max(width + side, 560)
+    lines = wrap_to_width(
+        [title, f"{c} channels, {scale}" + (f"; {constant} constant here (drawn dark)" if constant else ""), note],
+        width_px - 20,
+        dpi=dpi,
+    )
+    top = 30 + 17 * len(lines)
     fig = Figure(figsize=(width_px / dpi, (height + top + 10) / dpi), dpi=dpi)
     ax = fig.add_axes((10 / width_px, 10 / (height + top + 10), width / width_px, height / (height + top + 10)))
     ax.imshow(mosaic, interpolation="nearest")
@@ -249,10 +329,8 @@ def feature_grid(
         y, x = 2 + (i // cols) * (tile + 2), 2 + (i % cols) * (tile + 2)
         ax.text(x + 2, y + 2, str(i), color="white", fontsize=fontsize, va="top", ha="left",
                 bbox={"facecolor": "black", "alpha": 0.55, "pad": 1, "linewidth": 0})  # fmt: skip
-    scale = "each channel stretched to its own min..max" if normalize == "channel" else "one scale for all channels"
-    lines = [title, f"{c} channels, {scale}" + (f"; {constant} constant here (drawn dark)" if constant else "")]
-    fig.text(10 / width_px, 1 - 8 / (height + top + 10), "\n".join([*lines, note] if note else lines),
-             va="top", ha="left", fontsize=10)  # fmt: skip
+    fig.text(10 / width_px, 1 - 8 / (height + top + 10), "\n".join(lines), va="top", ha="left",
+             fontsize=_TEXT_PT, parse_math=False)  # fmt: skip
     rect = ((width + 30) / width_px, 0.15, 14 / width_px, 0.6)
     if normalize == "channel":
         bar = _colour_bar(fig, rect, FEATURE_CMAP, 0, 1, ticks=[0, 1])
@@ -301,9 +379,29 @@ def cam_figure(
     ranked = activation.ranked(limit)
     cols = min(6, len(ranked) + 1)
     rows = math.ceil((len(ranked) + 1) / cols)
-    height = 2.5 * rows + 0.9
-    fig = Figure(figsize=(2.3 * cols + 1.0, height), dpi=100)
-    grid = fig.add_gridspec(rows, cols, left=0.02, right=0.87, top=1 - 0.95 / height, bottom=0.02, hspace=0.3)
+    shown = (
+        f"the {len(ranked)} best-scoring of {len(activation.scores)} classes"
+        if len(ranked) < len(activation.scores)
+        else "every class"
+    )
+    width = 2.3 * cols + 1.0
+    lines = _header_lines(width, title, f"class activation maps of {shown}: a class's score is its map's mean", note)
+    cell_px = 100 * width * 0.85 / (cols + 0.2 * (cols - 1))  # a grid cell: (right − left) over cols and wspace
+    titles = {
+        k: wrap_to_width(
+            [_class_caption(k, activation, class_names),
+             f"score {activation.scores[k]:.3g} · p {activation.probabilities[k]:.2f}"],
+            cell_px, 9, weight="bold" if k == activation.predicted else "normal",
+        )
+        for k in ranked
+    }  # fmt: skip
+    extra = 0.17 * max(0, max(map(len, titles.values())) - 2)  # inches for title lines past two
+    header = 0.3 * len(lines) + extra
+    height = (2.5 + extra) * rows + header
+    fig = Figure(figsize=(width, height), dpi=100)
+    grid = fig.add_gridspec(
+        rows, cols, left=0.02, right=0.87, top=1 - (header + 0.05) / height, bottom=0.02, hspace=0.3 + extra / 1.9
+    )
     ax = fig.add_subplot(grid[0, 0])
     ax.imshow(rgb, interpolation="nearest")
     ax.set_title("input", fontsize=10)
@@ -313,18 +411,13 @@ def cam_figure(
         predicted = k == activation.predicted
         _show(ax, _overlay(rgb, activation.heat(k)), "#d22" if predicted else "#bbb", 4 if predicted else 1)
         ax.set_title(
-            f"{_class_caption(k, activation, class_names)}\n"
-            f"score {activation.scores[k]:.3g} · p {activation.probabilities[k]:.2f}",
+            "\n".join(titles[k]),
             fontsize=9,
+            parse_math=False,
             color="#c00" if predicted else "black",
             fontweight="bold" if predicted else "normal",
         )
-    shown = (
-        f"the {len(ranked)} best-scoring of {len(activation.scores)} classes"
-        if len(ranked) < len(activation.scores)
-        else "every class"
-    )
-    _headline(fig, f"{title}\nclass activation maps of {shown}: a class's score is its map's mean", note)
+    _headline(fig, lines)
     bar = _colour_bar(fig, (0.89, 0.15, 0.02, 0.6), HEAT_CMAP, 0, activation.peak)
     bar.set_label("class map value (shared scale)", fontsize=8)
     bar.ax.tick_params(labelsize=8)
@@ -461,9 +554,20 @@ def cam_slices_figure(
     picks = sorted({int(d) for d in np.linspace(busy[0], busy[-1], min(slices, depth)).round()})
     ranked = activation.ranked(classes)
     rows, cols = len(ranked) + 1, len(picks)
-    fig = Figure(figsize=(1.5 * cols + 2.4, 1.6 * rows + 1.0), dpi=100)
+    width = 1.5 * cols + 2.4
+    names = {  # beside the rows, right-aligned in the 14 % left margin less a gap
+        k: wrap_to_width(
+            [class_name(k, class_names), f"p {activation.probabilities[k]:.2f}"], 100 * width * 0.14 - 12, 9
+        )
+        for k in ranked
+    }
+    what = "class activation volume: depth slices, classes by score (predicted in red)"
+    lines = _header_lines(width, title, what, note)
+    header = 0.28 * len(lines)
+    height = 1.6 * rows + header + 0.15
+    fig = Figure(figsize=(width, height), dpi=100)
     grid = fig.add_gridspec(
-        rows, cols, left=0.14, right=0.88, top=1 - 0.85 / (1.6 * rows + 1.0), bottom=0.02, hspace=0.15
+        rows, cols, left=0.14, right=0.88, top=1 - (header + 0.01) / height, bottom=0.02, hspace=0.15
     )
     for r, k in enumerate([None, *ranked]):
         for c, d in enumerate(picks):
@@ -474,11 +578,10 @@ def cam_slices_figure(
             if r == 0:
                 ax.set_title(f"depth {d}", fontsize=8)
             if c == 0:
-                name = "input" if k is None else f"{class_name(k, class_names)}\np {activation.probabilities[k]:.2f}"
-                ax.set_ylabel(
-                    name, fontsize=9, rotation=0, ha="right", va="center", color="#c00" if predicted else "black"
-                )
-    _headline(fig, f"{title}\nclass activation volume: depth slices, classes by score (predicted in red)", note)
+                name = "input" if k is None else "\n".join(names[k])
+                ax.set_ylabel(name, fontsize=9, rotation=0, ha="right", va="center",
+                              color="#c00" if predicted else "black", parse_math=False)  # fmt: skip
+    _headline(fig, lines)
     bar = _colour_bar(fig, (0.91, 0.15, 0.015, 0.55), HEAT_CMAP, 0, activation.peak)
     bar.ax.tick_params(labelsize=7)
     return _save_figure(fig, path)

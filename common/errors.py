@@ -35,3 +35,8 @@ class DataError(NinError, ValueError):
 class MissingExtra(NinError, ImportError):
     """An optional library (pictures, video, progress) that is not installed; the message names
     the extra to install."""
+
+
+class OutputError(NinError, ValueError):
+    """An output path a command cannot write: a missing folder, a file where a folder must be,
+    a folder without write permission."""

@@ -4,19 +4,20 @@
 formats come from the backend that owns them (``nin.frameworks.export_formats``):
 TorchScript (torch), SavedModel (tensorflow), serialized StableHLO from ``jax.export`` (jax)
 and Gluon's symbol + params export (mxnet), each written by that backend's ``export.py``.
-Every output appears whole or not at all: it is written under a temporary name beside
-``out`` and renamed into place; an existing folder is never replaced.
+Every output appears whole or not at all: it is written in a fresh staging folder beside
+``out`` (``nin.files.staging_beside``; ONNX through ``nin.files.atomic_write``) and renamed into
+place; an existing folder is never replaced, and what a killed export leaves behind
+(``{out}.*.tmp``) is never reused.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from .errors import NinError, UnknownNameError
+from .files import check_output_file, place, staging_beside
 from .spec import NiNSpec
 from .weights import Weights
 
@@ -46,29 +47,14 @@ def exporter_backend(fmt: str, backend: str | None) -> str | None:
     return owner
 
 
-def _place(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` to ``out``: a file replaces a file atomically; a folder is
-    renamed, and only where nothing is at ``out``."""
-    if tmp.is_dir():
-        if out.exists():
-            raise NinError(f"{out} already exists; remove it or choose another --out (a folder replaces nothing)")
-        tmp.rename(out)
-    else:
-        os.replace(tmp, out)
-
-
 def export(spec: NiNSpec, weights: Weights, fmt: str, out: str | Path, backend: str | None = None) -> Path:
-    """Write the NiN of ``spec`` holding ``weights`` to ``out`` in ``fmt`` (see ``formats``)."""
+    """Write the NiN of ``spec`` holding ``weights`` to ``out`` in ``fmt`` (see ``formats``).
+    ``out``'s folder must exist and accept files, and ``out`` must not be an existing folder
+    (``nin.files.check_output_file``); both are checked before anything is built."""
     from . import onnx as nin_onnx
 
     owner = exporter_backend(fmt, backend)
-    out = Path(out)
-    if out.is_dir():
-        raise NinError(
-            f"{out} is a folder that exists; remove it or choose another --out (nothing is replaced by a folder)"
-        )
-    if not out.parent.is_dir():
-        raise NinError(f"the folder of --out, {out.parent}, does not exist; create it first")
+    out = check_output_file(out)
     if owner is None:
         return nin_onnx.save_model(spec, weights, out)
     from .frameworks import get_backend
@@ -76,16 +62,9 @@ def export(spec: NiNSpec, weights: Weights, fmt: str, out: str | Path, backend: 
     adapter = get_backend(owner)
     model = adapter.build(spec)
     adapter.load_state(model, weights)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        adapter.export_model(model, tmp, fmt)
-        _place(tmp, out)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        else:
-            tmp.unlink(missing_ok=True)
-    return out
+    with staging_beside(out) as staged:
+        adapter.export_model(model, staged, fmt)
+        return place(staged, out)
 
 
 def run_exported(path: str | Path, fmt: str, x: np.ndarray) -> np.ndarray:

@@ -192,7 +192,7 @@ def to_model(spec: NiNSpec, weights: Weights, *, intermediates: bool = False) ->
 
 def save_model(spec: NiNSpec, weights: Weights, path: str | Path, *, intermediates: bool = False) -> Path:
     """Write ``to_model(spec, weights)`` to ``path`` (``.onnx``), atomically."""
-    from .train import atomic_write
+    from .files import atomic_write
 
     model = to_model(spec, weights, intermediates=intermediates)
     data = model.SerializeToString()

@@ -175,6 +175,34 @@ class NiNSpec:
         return [layer for layer in self.layers if isinstance(layer, NiNBlock)]
 
 
+# -- the spec as JSON data ------------------------------------------------------------------
+
+# fields that describe a spec but do not change the network it builds
+_NOT_THE_NETWORK = frozenset({"source"})
+
+
+def spec_json(spec: NiNSpec) -> dict:
+    """The network a spec builds, as canonical JSON data: every dataclass field but the
+    ``source`` note, each layer tagged with its ``type``, tuples as lists, and a field left out
+    where it holds its default value — so a field added later with a default leaves the JSON
+    of every existing spec unchanged.  A training checkpoint stores it as the spec's identity
+    and ``--resume`` compares it (``nin.train``)."""
+
+    def data(value):
+        if dataclasses.is_dataclass(value):
+            fields = {
+                f.name: data(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if f.name not in _NOT_THE_NETWORK and getattr(value, f.name) != f.default
+            }
+            return fields if isinstance(value, NiNSpec) else {"type": type(value).__name__, **fields}
+        if isinstance(value, tuple | list):
+            return [data(v) for v in value]
+        return value
+
+    return data(spec)
+
+
 # -- constructors that read like the paper -------------------------------------------------
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "class_maps",
     "feature_grid",
     "gif_to_mp4",
+    "image_pixels",
     "input_slices_gif",
     "normalize_channels",
     "render",
@@ -181,6 +182,7 @@ def _first_example(spec: NiNSpec, x: np.ndarray) -> np.ndarray:
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``nin visualize``; returns the parser."""
+    from .files import output_folder
     from .frameworks import list_backends
 
     parser.description = (
@@ -204,7 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--data", help="data set for --sample: mnist5k, synthetic (2-D default) or volumes (3-D default)"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures")
+    parser.add_argument("--out", required=True, metavar="DIR", type=output_folder, help="folder for the pictures")
     parser.add_argument("--normalize", choices=NORMALIZATIONS, default="channel", help="feature-map scale")
     parser.add_argument("--mp4", action="store_true", help="also write an .mp4 of every GIF")
     return parser
@@ -284,9 +286,46 @@ def _match_channels(x: np.ndarray, spec: NiNSpec, source: str) -> np.ndarray:
     raise InputError(f"{source} has {c} channels but {spec.name} takes {spec.in_channels}")
 
 
+# 16-bit greys in Pillow's modes (PNG, TIFF); "I" is how some readers hand them over
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def image_pixels(im) -> np.ndarray:
+    """One Pillow image as float32 ``(C, H, W)`` in [0, 1]: grey (C = 1) or RGB (C = 3).
+
+    The rule (docs/pictures.md): the first frame of an animation; 8-bit modes through Pillow's
+    own conversion to RGB (CMYK, YCbCr, HSV, LAB, palette, bilevel) and divided by 255; 16-bit
+    grey divided by 65,535 (a 32-bit integer image only where its values fit 16 bits); 32-bit
+    float grey as it is where its values lie in [0, 1]; anything with transparency (RGBA, LA,
+    PA, a palette with a transparent colour) composited over white, as a viewer shows it on a
+    page.  A mode Pillow cannot convert to RGB is an ``InputError`` naming the mode."""
+    im.seek(0)
+    if im.mode in (*_SIXTEEN_BIT, "F"):
+        values = np.asarray(im)
+        low, high = (0.0, 65535.0) if im.mode in _SIXTEEN_BIT else (0.0, 1.0)
+        if values.size and (values.min() < low or values.max() > high):
+            kind = "floats" if im.mode == "F" else "integers"
+            raise InputError(
+                f"an {im.mode}-mode image of {kind} from {values.min()} to {values.max()}: nin visualize reads "
+                f"16-bit integers (0..65535) and floats in [0, 1]; save it as an 8- or 16-bit PNG"
+            )
+        return (values.astype(np.float32) / np.float32(high))[None]
+    try:
+        if im.has_transparency_data:
+            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+            alpha = rgba[..., 3:]
+            return (rgba[..., :3] * alpha + (1.0 - alpha)).transpose(2, 0, 1)
+        return (np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0).transpose(2, 0, 1)
+    except ValueError as e:
+        raise InputError(f"cannot convert a {im.mode}-mode image to RGB ({e}); save it as an RGB or grey PNG") from None
+
+
 def _load_image(path: Path, spec: NiNSpec) -> np.ndarray:
-    """A PNG/JPEG as ``(1, C, H, W)`` float32 in [0, 1] at the model's size and channels."""
+    """A PNG/JPEG as ``(1, C, H, W)`` float32 in [0, 1] at the model's size and channels:
+    ``image_pixels``, then ``nin.data.resize`` and ``_match_channels``, the rules of the data sets."""
     from PIL import Image, UnidentifiedImageError
+
+    from .data import resize
 
     if spec.ndim != 2:
         raise InputError(f"--input takes a 2-D image but {spec.name} is volumetric; use --sample N --data volumes")
@@ -296,10 +335,9 @@ def _load_image(path: Path, spec: NiNSpec) -> np.ndarray:
         raise InputError(f"no image at {path}")
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if spec.in_channels == 1 else "RGB")
-            h, w = spec.input_size
-            im = im.resize((w, h), Image.Resampling.BILINEAR)
-            pixels = np.asarray(im, dtype=np.float32) / 255.0
+            pixels = image_pixels(im)
     except (UnidentifiedImageError, OSError) as e:
         raise InputError(f"cannot read {path} as an image: {e}") from None
-    return (pixels[None, None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)[None]).copy()
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    return _match_channels(resize(pixels[None], spec.input_size), spec, str(path))

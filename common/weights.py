@@ -8,6 +8,8 @@ Saved as ``.npz`` or ``.safetensors``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import tokenize
 import zipfile
@@ -123,12 +125,51 @@ def validate_weights(spec: NiNSpec, weights: Weights) -> Weights:
                 nan, inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
                 problems.append(f"{name} has {nan} NaN and {inf} inf value(s)")
     if problems:
+        other = _zoo_model_of(weights)
+        if other is not None and other != spec.name:
+            raise WeightsError(_other_model(weights, other, spec, expected))
         raise WeightsError(f"weights do not fit {spec.name} ({len(expected)} tensors expected): " + "; ".join(problems))
     return {name: np.asarray(weights[name], dtype=np.float32) for name in expected}
 
 
+def _zoo_model_of(weights: Weights) -> str | None:
+    """The zoo model (at its zoo configuration) whose names and shapes these weights have."""
+    from .zoo import get_spec, list_models
+
+    shapes = {name: tuple(np.shape(w)) for name, w in weights.items()}
+    return next((name for name in list_models() if weight_shapes(get_spec(name)) == shapes), None)
+
+
+def _other_model(weights: Weights, other: str, spec: NiNSpec, expected: dict[str, tuple[int, ...]]) -> str:
+    """One line for weights that are another zoo model's: both models, the first tensor
+    that differs, and what to do."""
+    name = next(
+        n for n in [*expected, *weights] if n not in weights or n not in expected or np.shape(weights[n]) != expected[n]
+    )
+    there = f"{tuple(np.shape(weights[name]))}" if name in weights else "absent"
+    here = f"{expected[name]}" if name in expected else "absent"
+    return (
+        f"these are weights of {other} ({len(weights)} tensors), not of {spec.name} ({len(expected)} tensors): "
+        f"{name} is {there} in them and {here} in {spec.name}; use them with {other}, or weights made for {spec.name}"
+    )
+
+
+# A .safetensors file has no checksum of its own (an .npz is a zip: CRC-32 per tensor), so
+# save_weights writes the sha256 of the tensor data into the header's metadata and load_weights
+# checks it where present: a flipped byte in the data is refused, not loaded as other weights.
+_DIGEST = "nin.sha256_of_data"
+
+
+def _safetensors_parts(blob: bytes) -> tuple[dict, bytes]:
+    """A .safetensors file's header metadata and its tensor data (the bytes after the header)."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    return header.get("__metadata__") or {}, blob[8 + size :]
+
+
 def save_weights(weights: Weights, path: str | Path) -> Path:
-    """Write ``.npz`` or ``.safetensors`` (chosen by suffix), atomically (``nin.files``)."""
+    """Write ``.npz`` or ``.safetensors`` (chosen by suffix), atomically (``nin.files``); a
+    ``.safetensors`` file carries the sha256 of its tensor data in its metadata."""
     path = Path(path)
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
     if path.suffix == ".npz":
@@ -136,14 +177,31 @@ def save_weights(weights: Weights, path: str | Path) -> Path:
     if path.suffix == ".safetensors":
         from safetensors.numpy import save
 
-        return atomic_write(path, lambda f: f.write(save(arrays)))
+        _, data = _safetensors_parts(save(arrays))
+        blob = save(arrays, metadata={_DIGEST: hashlib.sha256(data).hexdigest()})
+        return atomic_write(path, lambda f: f.write(blob))
     raise UnknownNameError(f"cannot save weights as {path.name!r}: use a .npz or .safetensors name")
 
 
+def _read_safetensors(path: Path) -> Weights:
+    from safetensors.numpy import load
+
+    blob = path.read_bytes()
+    weights = load(blob)
+    metadata, data = _safetensors_parts(blob)
+    if _DIGEST in metadata and hashlib.sha256(data).hexdigest() != metadata[_DIGEST]:
+        raise WeightsError(
+            f"{path} is damaged: its tensor data do not match the sha256 written when it was saved; write it again"
+        )
+    return weights
+
+
 def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
-    """Read ``.npz`` or ``.safetensors``; with a spec, validate against it.  A ``nin train``
-    checkpoint is an ``.npz`` too: its weights are read, its momentum buffers and metadata
-    left out."""
+    """Read ``.npz`` or ``.safetensors``; with a spec, validate against it (an error names the
+    file).  A ``nin train`` checkpoint is an ``.npz`` too: its weights are read, its momentum
+    buffers and metadata left out.  A truncated or damaged file is a ``WeightsError``: the
+    zip's CRC-32 guards an ``.npz``, the sha256 in its metadata a ``.safetensors`` written by
+    ``save_weights`` (one written elsewhere, without it, is read as it is)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no weights file at {path}")
@@ -152,12 +210,10 @@ def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
             with np.load(path, allow_pickle=False) as data:
                 weights = {k: data[k] for k in data.files}
         elif path.suffix == ".safetensors":
-            from safetensors.numpy import load_file
-
-            weights = load_file(str(path))
+            weights = _read_safetensors(path)
         else:
             raise UnknownNameError(f"cannot read weights from {path.name!r}: expected .npz or .safetensors")
-    except UnknownNameError:
+    except (UnknownNameError, WeightsError):
         raise
     except UNREADABLE as e:
         raise WeightsError(
@@ -166,4 +222,9 @@ def load_weights(path: str | Path, spec: NiNSpec | None = None) -> Weights:
         ) from None
     if "meta" in weights:  # a training checkpoint (nin.train.save_checkpoint)
         weights = {k: v for k, v in weights.items() if k != "meta" and not k.startswith("momentum.")}
-    return validate_weights(spec, weights) if spec is not None else weights
+    if spec is None:
+        return weights
+    try:
+        return validate_weights(spec, weights)
+    except WeightsError as e:
+        raise WeightsError(f"{path}: {e}") from None

@@ -224,7 +224,7 @@ def test_commands_run_without_picture_libraries(bare, tmp_path):
         (["visualize", "--model", "nin_tiny", "--mp4", "--out", "pictures"], {"imageio_ffmpeg"}, "imageio_ffmpeg", "video"),
         (["train", "--backend", "numpy", "--model", "nin_tiny", "--data", "synthetic:3x16x16",
           "--visualize-every", "1", "--out", "pictures"], OPTIONAL, "matplotlib", "pictures"),
-        (["bench", "--backends", "torch", "--plot", "pictures/bench.png"], OPTIONAL, "matplotlib", "pictures"),
+        (["bench", "--backends", "torch", "--plot", "bench.png"], OPTIONAL, "matplotlib", "pictures"),
     ],
     ids=["visualize", "visualize-input", "visualize-mp4", "train-visualize-every", "bench-plot"],
 )  # fmt: skip

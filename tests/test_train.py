@@ -4,6 +4,8 @@ the NumPy trainer, checkpoints that survive interruption, resume that is bit-exa
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import subprocess
@@ -290,6 +292,119 @@ def test_resume_errors(tiny, uninterrupted, tmp_path):
     (tmp_path / "checkpoint.npz").write_bytes(b"not a zip")
     with pytest.raises(train.CheckpointError, match="not a readable checkpoint"):
         train.load_checkpoint(tmp_path / "checkpoint.npz")
+
+
+# -- the checkpoint format: the spec's canonical JSON under a format version ----------------------
+
+
+def _later_max_pool() -> type:
+    """``MaxPool`` as a later nin-suite might define it: one field more, with a default that
+    keeps the network as it is (the reference pools it as any MaxPool)."""
+
+    @dataclasses.dataclass(frozen=True)
+    class MaxPool(nin.MaxPool):
+        dilation: int = 1
+
+    return MaxPool
+
+
+def _with_dilation(spec: NiNSpec, dilation: int = 1) -> NiNSpec:
+    later = _later_max_pool()
+    layers = tuple(
+        later(layer.kernel, layer.stride, layer.padding, layer.ceil_mode, dilation)
+        if isinstance(layer, nin.MaxPool)
+        else layer
+        for layer in spec.layers
+    )
+    return spec.replace(layers=layers)
+
+
+def _rewrite_meta(path, **changes) -> None:
+    """Rewrite a checkpoint's metadata as an older or newer nin-suite would have written it."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["meta"] = np.array(json.dumps({**json.loads(str(arrays["meta"])), **changes}))
+    np.savez(path, **arrays)
+
+
+def _format_1_hash(spec: NiNSpec) -> str:
+    """The spec field of a nin-checkpoint/1 checkpoint, as the writer of that format computed it."""
+    return hashlib.sha256(repr(spec).encode()).hexdigest()[:16]
+
+
+def _stopped_after_epoch_2(spec, data, out) -> None:
+    with pytest.raises(train.TrainingInterrupted):
+        fit(_InterruptAt(spec, _recipe(), 7), data, _recipe(), out, progress=False)
+
+
+def test_a_spec_field_added_with_its_default_keeps_resume_working(tiny, uninterrupted, tmp_path):
+    """The spec's identity is its canonical JSON, which leaves out fields at their default: a
+    spec class that gains a field (here MaxPool's ``dilation``) still resumes a checkpoint
+    written before, bit-exactly; the field set to another value is a different run, named."""
+    spec, data = tiny
+    _stopped_after_epoch_2(spec, data, tmp_path)
+    saved = train.load_checkpoint(tmp_path / "checkpoint.npz").meta
+    assert saved["format"] == "nin-checkpoint/2" and saved["spec"]["layers"][1]["type"] == "MaxPool"
+    assert json.loads(json.dumps(saved["spec"])) == saved["spec"], "the spec must be JSON data"
+    with pytest.raises(train.CheckpointError, match=r"spec\.layers\[1\]\.dilation null there, 2 now"):
+        fit(NumpyTrainer(_with_dilation(spec, 2), _recipe()), data, _recipe(), tmp_path, resume=True, progress=False)
+    resumed = NumpyTrainer(_with_dilation(spec), _recipe())
+    fit(resumed, data, _recipe(), tmp_path, resume=True, progress=False)
+    full_trainer, _, _ = uninterrupted
+    _assert_same_state(resumed.export_state(), full_trainer.export_state())
+
+
+def test_format_1_checkpoint_resumes_where_its_hash_matches(tiny, uninterrupted, tmp_path):
+    """A nin-checkpoint/1 (spec named by ``sha256(repr(spec))[:16]``) resumes where that hash
+    still matches this spec, bit-exactly, and what it writes next is nin-checkpoint/2; where
+    it no longer matches (a spec class that gained a field) it is refused in one line naming
+    the format, not blamed on "a different run"."""
+    spec, data = tiny
+    path = tmp_path / "checkpoint.npz"
+    _stopped_after_epoch_2(spec, data, tmp_path)
+    trained_spec = train.spec_for(_recipe(), spec)
+    _rewrite_meta(path, format="nin-checkpoint/1", spec=_format_1_hash(trained_spec))
+    later = _with_dilation(spec)
+    with pytest.raises(train.CheckpointError) as err:
+        fit(NumpyTrainer(later, _recipe()), data, _recipe(), tmp_path, resume=True, progress=False)
+    message = str(err.value)
+    assert "is a nin-checkpoint/1 checkpoint" in message and "different run" not in message, message
+    assert "\n" not in message
+    resumed = NumpyTrainer(spec, _recipe())
+    fit(resumed, data, _recipe(), tmp_path, resume=True, progress=False)
+    full_trainer, _, _ = uninterrupted
+    _assert_same_state(resumed.export_state(), full_trainer.export_state())
+    assert train.load_checkpoint(path).meta["format"] == "nin-checkpoint/2"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"format": "nin-checkpoint/3"}, "is a nin-checkpoint/3 checkpoint, written by a newer nin-suite"),
+        ({"format": "something/1"}, "is a 'something/1' file, not a nin-checkpoint"),
+    ],
+)
+def test_unknown_checkpoint_formats_are_named(tiny, tmp_path, changes, message):
+    spec, data = tiny
+    recipe = _recipe(epochs=1)
+    fit(NumpyTrainer(spec, recipe), data, recipe, tmp_path, progress=False)
+    _rewrite_meta(tmp_path / "checkpoint.npz", **changes)
+    with pytest.raises(train.CheckpointError, match=message):
+        train.load_checkpoint(tmp_path / "checkpoint.npz")
+
+
+def test_a_recipe_field_the_checkpoint_lacks_counts_as_its_default(tiny, tmp_path):
+    """Resume compares recipes too: a field added to ``Recipe`` since the checkpoint was
+    written (missing from its metadata) is taken at its default, not as a difference."""
+    spec, data = tiny
+    recipe = _recipe(epochs=1)
+    fit(NumpyTrainer(spec, recipe), data, recipe, tmp_path, progress=False)
+    meta = train.load_checkpoint(tmp_path / "checkpoint.npz").meta
+    _rewrite_meta(tmp_path / "checkpoint.npz", recipe={k: v for k, v in meta["recipe"].items() if k != "gamma"})
+    longer = recipe.replace(epochs=2)
+    assert [
+        r["epoch"] for r in fit(NumpyTrainer(spec, longer), data, longer, tmp_path, resume=True, progress=False)
+    ] == [1, 2]
 
 
 def test_fit_checks_its_inputs(tiny, tmp_path):

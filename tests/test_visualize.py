@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -15,7 +16,6 @@ from conftest import backend_or_skip, selected_backends
 from PIL import Image
 
 import nin
-from nin import reference
 from nin import visualize as vis
 from nin.conformance import FORWARD_RTOL, max_rel_error
 from nin.errors import InputError, SpecError, UnknownNameError, WeightsError
@@ -126,14 +126,44 @@ def volume_files(tmp_path_factory):
 # -- capture and class maps ------------------------------------------------------------------
 
 
-def test_capture_numpy_is_the_reference(tiny_run):
+def _block0_by_hand(weights: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
+    """nin_tiny's first block and pool for one example ``(3, 16, 16)``, written out from the
+    definitions with explicit sums (no ``nin.reference`` code): a 3×3 convolution padded by 1
+    as nine shifted products, two 1×1 convolutions as matrix products, ReLU after each, then
+    a 3×3 stride-2 max pool in ceil mode whose last window hangs past the edge (rows 14–15)."""
+    out = {}
+    padded = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    w, b = weights["block0.conv0.weight"].astype(np.float64), weights["block0.conv0.bias"]
+    a = sum(
+        np.einsum("oc,chw->ohw", w[:, :, i, j], padded[:, i : i + 16, j : j + 16]) for i in range(3) for j in range(3)
+    )
+    out["block0.conv0"] = a = np.maximum(a + b[:, None, None], 0)
+    for c in (1, 2):
+        w, b = weights[f"block0.conv{c}.weight"][:, :, 0, 0], weights[f"block0.conv{c}.bias"]
+        out[f"block0.conv{c}"] = a = np.maximum(np.einsum("oc,chw->ohw", w, a) + b[:, None, None], 0)
+    pooled = np.empty((a.shape[0], 8, 8))
+    for i in range(8):
+        for j in range(8):
+            pooled[:, i, j] = a[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2))
+    out["pool0"] = pooled
+    return out
+
+
+def test_capture_numpy_matches_hand_computed_layers(tiny_run):
+    """``capture("numpy")`` against values computed here, not by the oracle it wraps: the first
+    block and pool by hand, every layer's shape from ``nin.output_shapes`` (which shares no code
+    with the oracle), and the logits as the global average of the last block — NiN's head."""
     x, logits, acts = tiny_run
-    want_logits, want_acts = reference.forward(TINY, nin.init_weights(TINY, 0), x)
     assert logits.dtype == np.float32 and logits.shape == (1, 10)
-    np.testing.assert_allclose(logits, want_logits, rtol=1e-6, atol=1e-7)
-    assert list(acts) == [row.name for row in nin.layer_table(TINY)]
+    shapes = nin.output_shapes(TINY)
+    assert list(acts) == list(shapes)
     for name, a in acts.items():
-        assert a.dtype == np.float32 and a.shape == want_acts[name].shape, name
+        assert a.dtype == np.float32 and a.shape == (1, *shapes[name]), f"{name}: {a.shape}"
+    for name, want in _block0_by_hand(nin.init_weights(TINY, 0), x[0]).items():
+        err = max_rel_error(acts[name][0], want)
+        assert err <= 1e-6, f"{name}: max|Δ| = {err:.1e}·max|hand-computed|"
+    np.testing.assert_allclose(logits[0], acts["block2.conv2"][0].mean(axis=(1, 2)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(acts["gap"], logits)
 
 
 def test_capture_unknown_backend():
@@ -282,6 +312,86 @@ def test_3d_files_step_through_depth(volume_files):
     assert image.shape[0] > 100 and image.shape[1] > 100, image.shape
 
 
+# A provenance line as long as a real one and longer: words, a path too wide for any figure,
+# and a dollar sign (which matplotlib would otherwise read as the start of a formula).
+LONG_NOTE = (
+    "numpy backend · pretrained weights: runs/" + "a_very_long_folder_name/" * 8 + "nin_mnist.safetensors "
+    "(test accuracy 98.00% on mnist5k; made by: OMP_NUM_THREADS=1 nin train --backend torch --model nin_mnist "
+    "--data mnist5k --out $HOME/runs/nin_mnist --no-progress --seed 0 --epochs 10 --batch-size 8)"
+)
+
+
+# class names as long as ImageNet's
+LONG_NAMES = [f"great grey owl, great gray owl, Strix nebulosa ({k})" for k in range(10)]
+
+
+def _figures(tmp_path, monkeypatch) -> dict:
+    """Every kind of PNG figure, 2-D and 3-D, with ``LONG_NOTE`` and ``LONG_NAMES``: {file
+    name: Figure}, drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from nin import drawing
+
+    figures = {}
+
+    def keep(fig, path, *args):
+        figures[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(drawing, "_save_figure", keep)
+    x, logits, acts = _kaiming_run(TINY, 0)
+    activation = vis.class_activation(TINY, x, logits, acts)
+    for block, layer in vis.block_outputs(TINY).items():
+        vis.feature_grid(acts[layer][0], tmp_path / f"{block}_features.png", f"nin_tiny {block}", note=LONG_NOTE)
+    vis.cam_figure(x[0], activation, tmp_path / "cam.png", "nin_tiny", LONG_NAMES, note=LONG_NOTE)
+    x, logits, acts = _kaiming_run(VOLUME, 0)
+    activation = vis.class_activation(VOLUME, x, logits, acts)
+    vis.feature_grid(acts["block0.conv2"][0][:, 3], tmp_path / "volume_features.png", "nin3d block0", note=LONG_NOTE)
+    vis.cam_slices_figure(x[0], activation, tmp_path / "cam_slices.png", "nin3d", LONG_NAMES, note=LONG_NOTE)
+    for fig in figures.values():
+        FigureCanvasAgg(fig).draw()  # what savefig draws (on white), kept: its renderer and its pixels
+    return figures
+
+
+def test_figure_text_fits_inside(tmp_path, monkeypatch):
+    """Everything a figure draws lies inside it (``Figure.get_tightbbox`` on the Agg renderer,
+    ticks and labels included), the long provenance line is all there in the header (wrapped,
+    not cut), and no ink touches the right edge of the drawn pixels (independently of
+    matplotlib's text measurement)."""
+    figures = _figures(tmp_path, monkeypatch)
+    assert len(figures) == 6
+    for name, fig in figures.items():
+        renderer = fig.canvas.get_renderer()
+        width, height = fig.get_size_inches()
+        box = fig.get_tightbbox(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (
+            f"{name}: what it draws spans x {box.x0:.2f}–{box.x1:.2f}, y {box.y0:.2f}–{box.y1:.2f} in, "
+            f"in a figure of {width:.2f}×{height:.2f} in"
+        )
+        header = [*fig.texts, *([fig._suptitle] if fig._suptitle else [])]
+        printed = "".join(t.get_text() for t in header).replace("\n", "").replace(" ", "")
+        assert LONG_NOTE.replace(" ", "") in printed, f"{name}: the provenance line is not all there"
+        edge = np.asarray(fig.canvas.buffer_rgba())[:, -4:, :3]
+        assert (edge > 200).all(), (
+            f"{name}: ink in the last 4 columns, rows {np.flatnonzero((edge <= 200).any(axis=(1, 2)))[:5]}"
+        )
+
+
+def test_gif_frames_fit_their_text(tmp_path):
+    """A GIF frame is as wide as its header and captions need — a class name as long as
+    ImageNet's under the last panel, a header of wide capitals: no ink in its right margin."""
+    x, logits, acts = _kaiming_run(TINY, 0)
+    activation = vis.class_activation(TINY, x, logits, acts)
+    fmap = acts["block0.conv2"][0, :2]
+    paths = [
+        vis.cam_gif(x[0], activation, tmp_path / "cam.gif", "nin_tiny", LONG_NAMES),
+        vis.channel_gif(fmap, tmp_path / "channels.gif", "WIDE CAPITALS IN A LABEL: MMMMMMMMMMWWWWWWWWWW", x[0]),
+    ]
+    for path in paths:
+        for i, frame in enumerate(_frames(path)):
+            assert (frame[:, -4:] > 200).all(), f"{path.name} frame {i}: ink in the last 4 columns"
+
+
 def test_class_names_must_match(tiny_run, tmp_path):
     x, logits, acts = tiny_run
     with pytest.raises(InputError, match="10 classes but 2 class names"):
@@ -311,6 +421,96 @@ def test_cli_image_with_seeded_init(picture, tmp_path, capsys):
     assert "prediction: class" in printed
     assert (out / "cam.png").is_file() and (out / "block2_channels.gif").is_file()
     assert _gif(out / "block0_channels.gif")[0] == 6
+
+
+# Images in every mode ``nin visualize --input`` takes, 16×16 like nin_tiny (so nothing is
+# resized), each with the model input the rule in docs/pictures.md gives, computed here by hand:
+# /255 or /65535, alpha over white, grey repeated to RGB.
+_RNG = np.random.default_rng(7)
+_RGB8 = _RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+_GREY8 = _RNG.integers(0, 256, (16, 16), dtype=np.uint8)
+_ALPHA8 = _RNG.integers(0, 256, (16, 16), dtype=np.uint8)
+_GREY16 = (np.arange(256, dtype=np.uint16) * 37).reshape(16, 16)  # 0..9435 of 65535: a dark gradient
+_INDEX = _RNG.integers(0, 3, (16, 16), dtype=np.uint8)
+_PALETTE = np.array([[10, 20, 30], [200, 100, 50], [0, 255, 0]], np.uint8)
+_CMYK = np.array([[0, 255, 255, 0], [255, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 255]], np.uint8)  # red cyan white black
+_CMYK_AS_RGB = np.array([[255, 0, 0], [0, 255, 255], [255, 255, 255], [0, 0, 0]], np.uint8)
+_FOUR = np.arange(256).reshape(16, 16) % 4
+
+
+def _over_white(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha[..., None] / 255.0
+    return colour / 255.0 * a + (1 - a)
+
+
+def _palette_image(transparent: bool):
+    im = Image.fromarray(_INDEX, "P")
+    im.putpalette(_PALETTE.ravel().tolist())
+    if transparent:
+        im.info["transparency"] = 0
+    return im
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """(16, 16) grey or (16, 16, 3) colour in [0, 1] as nin_tiny's input (1, 3, 16, 16)."""
+    pixels = np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels
+    return pixels.transpose(2, 0, 1)[None]
+
+
+IMAGE_MODES = {
+    "RGB": (lambda: Image.fromarray(_RGB8, "RGB"), "png", lambda: _rgb(_RGB8 / 255.0)),
+    "L": (lambda: Image.fromarray(_GREY8, "L"), "png", lambda: _rgb(_GREY8 / 255.0)),
+    "16-bit grey": (lambda: Image.fromarray(_GREY16), "png", lambda: _rgb(_GREY16 / 65535.0)),
+    "RGBA": (
+        lambda: Image.fromarray(np.dstack([_RGB8, _ALPHA8]), "RGBA"),
+        "png",
+        lambda: _rgb(_over_white(_RGB8, _ALPHA8)),
+    ),
+    "LA": (
+        lambda: Image.fromarray(np.dstack([_GREY8, _ALPHA8]), "LA"),
+        "png",
+        lambda: _rgb(_over_white(_GREY8[..., None], _ALPHA8)[..., 0]),
+    ),
+    "palette": (lambda: _palette_image(False), "png", lambda: _rgb(_PALETTE[_INDEX] / 255.0)),
+    "palette, colour 0 transparent": (
+        lambda: _palette_image(True),
+        "png",
+        lambda: _rgb(np.where((_INDEX == 0)[..., None], 1.0, _PALETTE[_INDEX] / 255.0)),
+    ),
+    "CMYK": (
+        lambda: Image.fromarray(_CMYK[_FOUR], "CMYK"),
+        "tif",
+        lambda: _rgb(_CMYK_AS_RGB[_FOUR] / 255.0),
+    ),
+    "bilevel": (lambda: Image.fromarray(_GREY8 > 127).convert("1"), "png", lambda: _rgb((_GREY8 > 127) * 1.0)),
+    "32-bit float grey in [0, 1]": (
+        lambda: Image.fromarray((_GREY8 / 255.0).astype(np.float32), "F"),
+        "tif",
+        lambda: _rgb(_GREY8 / 255.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", list(IMAGE_MODES))
+def test_image_modes_follow_the_documented_rule(mode, tmp_path):
+    """``--input`` in each mode gives the model the input the rule says (docs/pictures.md);
+    a 16-bit PNG once came out 99 % white (clipped at 255 of 65,535)."""
+    make, suffix, want = IMAGE_MODES[mode]
+    path = tmp_path / f"image.{suffix}"
+    make().save(path)
+    got = vis._load_image(path, TINY)
+    assert got.shape == (1, 3, 16, 16) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want(), atol=1e-6, err_msg=mode)
+
+
+def test_colour_image_to_a_grey_model_is_the_channel_mean(tmp_path):
+    """nin_mnist takes one channel: an RGBA image is put over white, then averaged over R, G, B
+    (the rule the data sets use, ``_match_channels``)."""
+    rgba = np.dstack([_RNG.integers(0, 256, (28, 28, 3)), _RNG.integers(0, 256, (28, 28))]).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "image.png")
+    got = vis._load_image(tmp_path / "image.png", nin.get_spec("nin_mnist"))
+    want = _over_white(rgba[..., :3], rgba[..., 3]).mean(axis=-1)[None, None]
+    np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_cli_weights_file(picture, tmp_path, capsys):

@@ -129,21 +129,53 @@ def test_head_only_spec_flattens_the_input():
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
-def test_truncated_or_corrupt_file_names_the_file(tmp_path, suffix):
-    """Cut anywhere, or with bytes overwritten: a WeightsError naming the file, whatever the
-    parser underneath raised (zipfile, zlib, NumPy's header parser, safetensors)."""
+def test_truncated_file_is_refused_naming_the_file(tmp_path, suffix):
+    """Cut anywhere — in the header, in a tensor, one byte short of the end: a WeightsError
+    naming the file, whatever the parser underneath raised (zipfile, zlib, NumPy's header
+    parser, safetensors), never weights."""
     spec = nin.get_spec("nin_tiny")
     whole = nin.save_weights(nin.init_weights(spec), tmp_path / f"whole{suffix}").read_bytes()
     broken = tmp_path / f"broken{suffix}"
-    damaged = [whole[:cut] for cut in range(0, len(whole), max(1, len(whole) // 40))]
-    damaged += [whole[:at] + b"\xff" * 8 + whole[at + 8 :] for at in range(0, 200, 9)]  # headers
-    for data in damaged:
-        broken.write_bytes(data)
-        try:
+    for cut in [*range(0, len(whole), max(1, len(whole) // 200)), *range(len(whole) - 64, len(whole))]:
+        broken.write_bytes(whole[:cut])
+        with pytest.raises(nin.WeightsError, match="not a readable") as err:
             nin.load_weights(broken, spec)
-        except nin.WeightsError as e:
-            assert str(broken) in str(e), e
-        # bytes overwritten inside a tensor's data can still parse: then the values were checked
+        assert str(broken) in str(err.value), f"cut at {cut} of {len(whole)} bytes: {err.value}"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_damaged_file_is_refused_or_reads_the_saved_weights(tmp_path, suffix):
+    """Eight bytes overwritten anywhere in the file (at 150 offsets, two patterns): either a
+    WeightsError naming the file, or exactly the weights that were saved — never other values.
+    An .npz is guarded by its zip's CRC-32, a .safetensors by the sha256 ``save_weights`` writes
+    into its metadata; some damage (a zip's local header, which readers skip) changes nothing."""
+    spec = nin.get_spec("nin_tiny")
+    weights = nin.init_weights(spec, 1, "kaiming")
+    whole = nin.save_weights(weights, tmp_path / f"whole{suffix}").read_bytes()
+    broken = tmp_path / f"broken{suffix}"
+    refused, offsets = 0, range(0, len(whole) - 8, len(whole) // 150)
+    for pattern in (b"\x00" * 8, b"?" * 8):  # 0x3f3f3f3f is a finite float32 (0.75)
+        for at in offsets:
+            broken.write_bytes(whole[:at] + pattern + whole[at + 8 :])
+            try:
+                loaded = nin.load_weights(broken, spec)
+            except nin.WeightsError as e:
+                assert str(broken) in str(e), e
+                refused += 1
+                continue
+            changed = [name for name in weights if not np.array_equal(loaded[name], weights[name])]
+            assert not changed, f"{pattern[:1]!r}×8 at byte {at} of {len(whole)}: loaded other values in {changed}"
+    assert refused > len(offsets), f"only {refused} of {2 * len(offsets)} damaged files refused"
+
+
+def test_safetensors_from_elsewhere_without_a_digest_still_load(tmp_path):
+    from safetensors.numpy import save_file
+
+    spec = nin.get_spec("nin_tiny")
+    weights = nin.init_weights(spec, 2, "kaiming")
+    save_file(weights, str(tmp_path / "plain.safetensors"))
+    loaded = nin.load_weights(tmp_path / "plain.safetensors", spec)
+    assert all(np.array_equal(loaded[name], w) for name, w in weights.items())
 
 
 def test_non_finite_weights_are_rejected_naming_the_tensor(tmp_path):
