@@ -134,6 +134,11 @@ def gpu_available() -> bool:
     return False
 
 
+def gpu_missing_reason() -> str:
+    """Always a reason: this backend runs on onnxruntime's CPU execution provider only."""
+    return "the onnxruntime backend runs on onnxruntime's CPU execution provider only"
+
+
 # -- host hooks (frameworks/README.md): onnxruntime sizes its thread pool per session -----------------
 
 _threads = 0  # 0: onnxruntime's default (all cores), or OMP_NUM_THREADS where set
