@@ -137,15 +137,18 @@ class ForwardCase:
     logits: np.ndarray
     acts: dict[str, np.ndarray]
 
+    @classmethod
+    def of(cls, spec: NiNSpec, weights: Weights, x: np.ndarray) -> ForwardCase:
+        """The case of these weights and this batch: the oracle runs them."""
+        logits, acts = reference.forward(spec, weights, x)
+        return cls(spec, weights, x, logits, acts)
+
 
 @functools.lru_cache(maxsize=16)
 def forward_case(spec: NiNSpec, seed: int = 0, n: int = 2) -> ForwardCase:
     """``random_weights(spec, seed)`` on ``sample_batch(spec, n, seed)`` through the oracle
     (computed once per spec, seed and batch size)."""
-    weights = random_weights(spec, seed)
-    x = sample_batch(spec, n, seed)
-    logits, acts = reference.forward(spec, weights, x)
-    return ForwardCase(spec, weights, x, logits, acts)
+    return ForwardCase.of(spec, random_weights(spec, seed), sample_batch(spec, n, seed))
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,6 +164,12 @@ class GradientCase:
     grads: dict[str, np.ndarray]
     margin: float
 
+    @classmethod
+    def of(cls, spec: NiNSpec, weights: Weights, x: np.ndarray, labels: np.ndarray) -> GradientCase:
+        """The case of these weights, batch and labels: the oracle's loss, gradients and margin."""
+        loss, grads = reference.loss_and_grads(spec, weights, x, labels)
+        return cls(spec, weights, x, np.asarray(labels), loss, grads, reference.relu_margin(spec, weights, x))
+
 
 @functools.lru_cache(maxsize=16)
 def gradient_case(model: str) -> GradientCase:
@@ -169,9 +178,7 @@ def gradient_case(model: str) -> GradientCase:
     spec = get_spec(model, input_size=min_input_size(get_spec(model)))
     weights = random_weights(spec, seed=1)
     x = sample_batch(spec, GRAD_BATCH, seed=GRAD_SEEDS.get(model, 0))
-    labels = np.arange(GRAD_BATCH) % spec.num_classes
-    loss, grads = reference.loss_and_grads(spec, weights, x, labels)
-    return GradientCase(spec, weights, x, labels, loss, grads, reference.relu_margin(spec, weights, x))
+    return GradientCase.of(spec, weights, x, np.arange(GRAD_BATCH) % spec.num_classes)
 
 
 @dataclass(frozen=True, eq=False)
