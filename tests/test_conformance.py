@@ -411,3 +411,16 @@ def test_a_required_backend_fails_instead_of_skipping(monkeypatch):
     monkeypatch.setenv("NIN_REQUIRE_BACKENDS", "torch")
     with pytest.raises(pytest.skip.Exception, match="backend 'jax' needs jax"):
         backend_or_skip("jax")
+
+
+def test_required_gpu_fails_with_the_reason(monkeypatch):
+    """NIN_REQUIRE_GPU turns "no GPU visible" into a failure that says why (conftest.py)."""
+    import nin.checks
+
+    monkeypatch.setattr(nin.checks, "gpu_missing_reason", lambda name: f"{name} 9.9 is a CPU-only build")
+    monkeypatch.setenv("NIN_REQUIRE_GPU", "torch,jax")
+    with pytest.raises(pytest.fail.Exception, match="no GPU visible to torch: torch 9.9 is a CPU-only build; NIN_"):
+        gpu_backend_or_skip("torch")
+    monkeypatch.setenv("NIN_REQUIRE_GPU", "jax")
+    with pytest.raises(pytest.skip.Exception, match="no GPU visible to torch: torch 9.9 is a CPU-only build"):
+        gpu_backend_or_skip("torch")
