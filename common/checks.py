@@ -101,9 +101,10 @@ def _worst(what: str, errors: dict[str, float], rtol: float, unit: str = "max|re
     """The verdict on per-tensor relative errors: the worst one against ``rtol`` (NaN fails)."""
     name = max(errors, key=lambda k: np.inf if math.isnan(errors[k]) else errors[k])
     err = errors[name]
+    where = "" if name == what else f"{name}: "
     if err <= rtol:
-        return Check(what, err, rtol, True, f"worst {name}: max|Δ| = {err:.1e}·{unit} ≤ {rtol:.0e}")
-    return Check(what, err, rtol, False, f"{name}: got max|Δ| = {err:.1e}·{unit}, but should be ≤ {rtol:.0e}")
+        return Check(what, err, rtol, True, f"{'worst ' if where else ''}{where}max|Δ| = {err:.1e}·{unit} ≤ {rtol:.0e}")
+    return Check(what, err, rtol, False, f"{where}got max|Δ| = {err:.1e}·{unit}, but should be ≤ {rtol:.0e}")
 
 
 # -- the oracle's cases --------------------------------------------------------------------------
