@@ -111,7 +111,7 @@ def run_file(path, x: np.ndarray) -> np.ndarray:
 
 
 def param_count(model: OnnxNiN) -> int:
-    """The number of values in the graph's initializers."""
+    """The number of values in the initializers the graph's nodes read (``nin.onnx.param_count``)."""
     return nin_onnx.param_count(model.model)
 
 
