@@ -217,8 +217,11 @@ def save_model(spec: NiNSpec, weights: Weights, path: str | Path, *, intermediat
 
 
 def param_count(model: onnx.ModelProto) -> int:
-    """The number of values in the graph's initializers."""
-    return sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    """The number of values in the initializers that the graph's nodes read: what the graph
+    computes with, so a tensor left unwired (a convolution without its bias input) or one
+    nothing reads does not count."""
+    read = {name for node in model.graph.node for name in node.input}
+    return sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.name in read)
 
 
 # -- import --------------------------------------------------------------------------------
