@@ -2,7 +2,8 @@
 
 nin summary MODEL [--input-size H W] [--num-classes K] [--backend NAME] [--json]
 nin compare [MODEL] [--backends ...] [--device cpu|gpu] [--json F]
-nin conformance [--backends ...] [--models ...] [--json F] [--markdown F]
+nin conformance [--backends ...] [--models ...] [--device cpu|gpu] [--precision float32|bf16|all]
+                [--require-gpu LIST] [--json F] [--markdown F]
 nin models
 nin backends [--extra EXTRA ...]
 nin train --backend NAME [--model MODEL] [--data DATA] --out DIR [--epochs N] [--seed S | --seeds A-B] [--resume] ...
@@ -110,7 +111,7 @@ def _compare(args) -> int:
     result = compare(args.model, args.backends, batch_size=args.batch_size, repeats=args.repeats, device=args.device)
     print(compare_text(result))
     _save(result, args.json)
-    return 0 if all(r["status"] in ("ok", "unavailable") for r in result["rows"]) else 1
+    return _verdict(args, result)
 
 
 def _conformance(args) -> int:
@@ -118,9 +119,19 @@ def _conformance(args) -> int:
 
     _check_models(args.models or [])
     _check_backends(args.backends, runtimes=True)
-    result = run_matrix(args.backends, args.models)
+    _check_backends(args.require_gpu, runtimes=True)
+    if args.require_gpu and args.device != "gpu":
+        raise NinError(f"--require-gpu {','.join(args.require_gpu)} needs --device gpu; got --device {args.device}")
+    result = run_matrix(args.backends, args.models, args.device, args.precision, args.require_gpu)
     print(conformance_text(result))
     _save(result, args.json, args.markdown, conformance_markdown)
+    return _verdict(args, result)
+
+
+def _verdict(args, result: dict) -> int:
+    """Exit status 0 for a run that passed; 1, with one line per reason on stderr, for one that did not."""
+    for line in result["failures"]:
+        print(f"nin {args.command}: FAILED: {line}", file=sys.stderr)
     return 0 if result["passed"] else 1
 
 
@@ -327,6 +338,18 @@ def _epoch_pictures(args, dataset):
     return on_epoch
 
 
+_EXIT_STATUS = (
+    "Exit status 0 when every backend that ran holds every property; 1 on any mismatch or error, when a backend "
+    "named by --backends cannot run, and when nothing could be checked at all (no backend installed); 2 on bad "
+    "input."
+)
+
+
+def _name_list(text: str) -> list[str]:
+    """A comma list of names, e.g. ``torch,jax``."""
+    return [name for name in text.split(",") if name]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nin`` command's parser.  Every path a command writes is checked while the command
     line is parsed (``nin.files.output_file`` / ``output_folder``), so an output that cannot be
@@ -357,7 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     backends.add_arguments(sub.add_parser("backends", help=backends.HELP)).set_defaults(run=backends.run)
 
-    p = sub.add_parser("compare", help="one table, a row per backend, checked against the NumPy reference")
+    p = sub.add_parser(
+        "compare",
+        help="one table, a row per backend, checked against the NumPy reference",
+        description="One row per backend: parameter count, output, logits against the NumPy oracle, timings. "
+        f"{_EXIT_STATUS}",
+    )
     p.add_argument("model", nargs="?", default="nin_d2l")
     p.add_argument("--backends", nargs="+", default=None, metavar="NAME")
     p.add_argument("--batch-size", type=int, default=8)
@@ -366,9 +394,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", type=output_file)
     p.set_defaults(run=_compare)
 
-    p = sub.add_parser("conformance", help="backend × model matrix: shapes, params, forward and gradient error")
+    p = sub.add_parser(
+        "conformance",
+        help="backend × model matrix: params, every layer's shape and value, logits, gradients, K SGD steps",
+        description="Every backend × model against the spec and the NumPy oracle: parameter count, every layer's "
+        "shape and value, logits, gradients, and K SGD steps per trainer (tolerances: nin.conformance, "
+        f"docs/conformance.md). {_EXIT_STATUS} With --device gpu a backend that sees no GPU is reported "
+        "'no GPU visible' with the reason (CPU-only build, no driver, no CUDA plugin) and fails the run only "
+        "when --backends or --require-gpu names it; a run where no backend sees a GPU checked nothing, and fails.",
+    )
     p.add_argument("--backends", nargs="+", default=None, metavar="NAME")
     p.add_argument("--models", nargs="+", default=None, metavar="NAME")
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bf16", "all"),
+        help="bf16: mixed precision against the oracle at the bf16 bounds (backends that have it: torch, jax); "
+        "all: both (default float32)",
+    )
+    p.add_argument(
+        "--require-gpu",
+        type=_name_list,
+        default=[],
+        metavar="LIST",
+        help="comma list, e.g. torch,jax: with --device gpu, fail (exit 1, saying why) when one of these sees no GPU",
+    )
     p.add_argument("--json", metavar="FILE", type=output_file)
     p.add_argument("--markdown", metavar="FILE", type=output_file)
     p.set_defaults(run=_conformance)

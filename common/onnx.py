@@ -12,8 +12,13 @@ weights, so the initializers *are* the canonical tensors under their canonical n
   ``Relu``, whose output carries the layer name;
 * ``pool{p}``: ``MaxPool`` / ``AveragePool`` with symmetric ``pads``, ``ceil_mode`` and, for
   average pooling, ``count_include_pad=1`` (the spec's divisor: the window clipped at input +
-  padding); where ONNX's ceil mode keeps a last window that starts in the right padding, which
-  the spec drops, a ``Slice`` drops it;
+  padding).  A ceil-mode pool whose windows are the floor-mode ones at its input size (no
+  window hangs past input + padding) is written in floor mode: there ONNX's ceil formula
+  (opset 21, and onnx's shape inference) keeps a last window that starts in the right padding,
+  which the spec and onnxruntime's kernels (1.32) drop, and onnxruntime, planning buffers from
+  the inferred shape, failed on graphs with such a pool ("Shape mismatch attempting to re-use
+  buffer").  Where a pool needs ceil mode in one dimension and ONNX's formula keeps one window
+  too many in another, a ``Slice`` keeps the spec's windows;
 * ``dropout{d}``: ``Identity`` (inference);
 * ``gap``: ``GlobalAveragePool`` then ``Flatten``; ``head``: ``Flatten`` then ``Gemm`` with
   ``transB=1`` over the (out, in) canonical ``head.weight``.
@@ -65,14 +70,26 @@ def _pads(padding: tuple[int, ...]) -> list[int]:
     return [*padding, *padding]
 
 
-def _ceil_mode_keep(size: tuple[int, ...], pool: MaxPool | AvgPool) -> tuple[int, ...] | None:
-    """Where ONNX's ceil mode gives one window more than the spec: the number of windows to
-    keep per dimension; None where the two agree.
+def _modes_agree(size: tuple[int, ...], pool: MaxPool | AvgPool) -> bool:
+    """Whether ceil and floor mode give ``pool`` the same windows (and divisors) at input
+    ``size``: no ceil-mode window would hang past input + padding."""
+    dims = zip(size, pool.kernel, pool.stride, pool.padding, strict=True)
+    return all(window_out(n, k, s, p, True) == window_out(n, k, s, p) for n, k, s, p in dims)
 
-    ONNX (opset 21, and onnxruntime) rounds ``(n + 2p − k) / s`` up without the spec's rule
-    that a last window starting in the right padding is dropped (Caffe, PyTorch).  The windows
-    before it are the same, with the same divisors, so slicing off the extra one is exact."""
-    if not pool.ceil_mode:
+
+def _needs_ceil_mode(size: tuple[int, ...], pool: MaxPool | AvgPool) -> bool:
+    """Whether ``pool`` is in ceil mode with a window that floor mode lacks at input ``size``."""
+    return pool.ceil_mode and not _modes_agree(size, pool)
+
+
+def _ceil_mode_keep(size: tuple[int, ...], pool: MaxPool | AvgPool) -> tuple[int, ...] | None:
+    """Where ONNX's ceil formula gives one window more than the spec: the number of windows
+    to keep per dimension; None where the two agree.
+
+    ONNX (opset 21) rounds ``(n + 2p − k) / s`` up without the spec's rule that a last window
+    starting in the right padding is dropped (Caffe, PyTorch).  The windows before it are the
+    same, with the same divisors, so slicing off the extra one is exact."""
+    if not _needs_ceil_mode(size, pool):
         return None
     dims = list(zip(size, pool.kernel, pool.stride, pool.padding, strict=True))
     keep = tuple(window_out(n, k, s, p, True) for n, k, s, p in dims)
@@ -143,7 +160,7 @@ def to_model(spec: NiNSpec, weights: Weights, *, intermediates: bool = False) ->
                     kernel_shape=list(layer.kernel),
                     strides=list(layer.stride),
                     pads=_pads(layer.padding),
-                    ceil_mode=int(layer.ceil_mode),
+                    ceil_mode=int(_needs_ceil_mode(size, layer)),
                     **extra,
                 )
             )
@@ -200,8 +217,11 @@ def save_model(spec: NiNSpec, weights: Weights, path: str | Path, *, intermediat
 
 
 def param_count(model: onnx.ModelProto) -> int:
-    """The number of values in the graph's initializers."""
-    return sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    """The number of values in the initializers that the graph's nodes read: what the graph
+    computes with, so a tensor left unwired (a convolution without its bias input) or one
+    nothing reads does not count."""
+    read = {name for node in model.graph.node for name in node.input}
+    return sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.name in read)
 
 
 # -- import --------------------------------------------------------------------------------
@@ -225,8 +245,19 @@ def _expected_ops(spec: NiNSpec) -> list[tuple[str, str, Any]]:
     return ops
 
 
-def _window_problems(node, layer, what: str) -> list[str]:
-    """How a Conv / pool node's window attributes differ from the spec's ``layer``."""
+def _layer_inputs(spec: NiNSpec) -> dict[str, tuple[int, ...]]:
+    """The spatial size of every layer's input, by layer name (a convolution's, by its own)."""
+    inputs, size = {}, spec.input_size
+    for row in layer_table(spec):
+        inputs[row.name] = size
+        if len(row.output_shape) > 1:
+            size = row.output_shape[1:]
+    return inputs
+
+
+def _window_problems(node, layer, what: str, size: tuple[int, ...] = ()) -> list[str]:
+    """How a Conv / pool node's window attributes differ from the spec's ``layer`` (a pool at
+    input ``size``: ceil or floor mode are the same where no window hangs past the padding)."""
     from onnx import helper
 
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -239,6 +270,8 @@ def _window_problems(node, layer, what: str) -> list[str]:
     want = {"kernel": layer.kernel, "stride": layer.stride, "pads": tuple(_pads(layer.padding))}
     if what != "Conv":
         got["ceil_mode"], want["ceil_mode"] = bool(attrs.get("ceil_mode", 0)), layer.ceil_mode
+        if _modes_agree(size, layer):
+            want["ceil_mode"] = got["ceil_mode"]
     if what == "AveragePool":
         got["count_include_pad"], want["count_include_pad"] = bool(attrs.get("count_include_pad", 0)), True
     if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
@@ -293,6 +326,7 @@ def load_weights(source: str | Path | onnx.ModelProto, spec: NiNSpec) -> Weights
     nodes = [n for n in graph.node if n.op_type != "Constant" and n.op_type not in _PASS_THROUGH]
     expected = _expected_ops(spec)
     shapes = weight_shapes(spec)
+    inputs = _layer_inputs(spec)
     weights: Weights = {}
 
     def fail(i: int, message: str) -> WeightsError:
@@ -312,7 +346,7 @@ def load_weights(source: str | Path | onnx.ModelProto, spec: NiNSpec) -> Weights
         if node.op_type != op:
             raise fail(i, f"the spec expects {op} for {layer_name}")
         if op in ("Conv", "MaxPool", "AveragePool"):
-            problems = _window_problems(node, layer, op)
+            problems = _window_problems(node, layer, op, inputs[layer_name])
             if problems:
                 raise fail(i, f"{layer_name}: " + ", ".join(problems))
         if op == "Conv":

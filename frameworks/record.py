@@ -36,6 +36,7 @@ CONTRACT: dict[str, str] = {
     "loss_and_grads": "adapter",
     "framework_version": "adapter",
     "gpu_available": "adapter",
+    "gpu_missing_reason": "adapter",
     "Trainer": "train",
     # the native half: the framework's own objects, which train.py and distributed.py build on
     "to_native": "adapter",
@@ -67,6 +68,7 @@ INFERENCE: tuple[str, ...] = (
     "loss_and_grads",
     "framework_version",
     "gpu_available",
+    "gpu_missing_reason",
     "set_threads",
     "device_peak_mb",
     "device_name",

@@ -1,5 +1,5 @@
-"""Shared fixtures: backends by name (``NIN_BACKENDS=torch,jax`` selects some), specs,
-canonical weights and cached NumPy-reference results.
+"""Shared fixtures: backends by name (``NIN_BACKENDS=torch,jax`` selects some) and batches;
+the oracle's cases are ``nin.checks``' (cached there).
 
 ``NIN_REQUIRE_BACKENDS=torch,tensorflow,jax,mxnet`` (CI sets it per environment) turns the
 skip of a listed backend that is not installed into a failure naming what is missing, so a
@@ -12,7 +12,7 @@ import os
 import pytest
 
 import nin
-from nin.conformance import random_weights, sample_batch
+from nin.checks import sample_batch
 
 
 def selected_runtimes() -> list[str]:
@@ -71,6 +71,22 @@ def part_or_skip(name: str, part: str):
     return get_part(name, part)
 
 
+def gpu_backend_or_skip(name: str):
+    """The adapter where ``name`` sees a GPU; otherwise a skip "no GPU visible to NAME: why"
+    (a CPU-only build, no driver, no CUDA plugin: ``nin.checks.gpu_missing_reason``) — a
+    failure instead where ``NIN_REQUIRE_GPU`` (a comma list, e.g. ``torch,jax``) names it."""
+    from nin.checks import gpu_missing_reason
+
+    adapter = backend_or_skip(name)
+    reason = gpu_missing_reason(name)
+    if reason:
+        required = os.environ.get("NIN_REQUIRE_GPU", "")
+        if name in required.split(","):
+            pytest.fail(f"no GPU visible to {name}: {reason}; NIN_REQUIRE_GPU={required} requires one")
+        pytest.skip(f"no GPU visible to {name}: {reason}")
+    return adapter
+
+
 def require(adapter, capability: str) -> None:
     """Skip a test the backend cannot take part in: one without ``loss_and_grads`` (an
     inference-only runtime) skips the gradient tests."""
@@ -94,20 +110,10 @@ def backend(request):
     return backend_or_skip(request.param)
 
 
+@pytest.fixture(params=selected_runtimes())
+def runtime(request):
+    """Every selected runtime, the inference-only ones (onnxruntime) included."""
+    return backend_or_skip(request.param)
+
+
 batch = sample_batch
-
-_REFERENCE_CACHE: dict = {}
-
-
-def reference_forward(spec: nin.NiNSpec, seed: int = 0, n: int = 2):
-    """(x, weights, logits, acts) for ``spec`` with ``random_weights`` (non-zero biases),
-    computed once per session."""
-    key = (spec, seed, n)
-    if key not in _REFERENCE_CACHE:
-        from nin import reference
-
-        weights = random_weights(spec, seed)
-        x = batch(spec, n, seed)
-        logits, acts = reference.forward(spec, weights, x)
-        _REFERENCE_CACHE[key] = (x, weights, logits, acts)
-    return _REFERENCE_CACHE[key]

@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from conftest import backend_or_skip, selected_backends
+from conftest import backend_or_skip, selected_backends, selected_runtimes
 
 import nin
 from nin.bench import GPU_PEAK_SIZES, gemm_gflops
-from nin.frameworks import backend_precisions, gpu_probes
+from nin.frameworks import available_runtimes, backend_precisions, backend_trains, gpu_probes
 
 
 def _nin(*args: str) -> subprocess.CompletedProcess:
@@ -21,17 +23,18 @@ def _nin(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_compare_table_and_json(tmp_path):
-    out = _nin("compare", "nin_tiny", "--backends", *selected_backends(), "--json", str(tmp_path / "c.json"))
+    # a backend named with --backends that cannot run fails the run, so name those that can
+    names = [b for b in selected_runtimes() if b in available_runtimes()]
+    out = _nin("compare", "nin_tiny", "--backends", *names, "--json", str(tmp_path / "c.json"))
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((tmp_path / "c.json").read_text())
-    assert [r["backend"] for r in result["rows"]] == selected_backends()
+    assert [r["backend"] for r in result["rows"]] == names and result["status"] == "ok"
     for row in result["rows"]:
-        if row["status"] == "unavailable":
-            continue
         assert row["status"] == "ok", row
+        assert [c["property"] for c in row["checks"]] == ["params", "layers", "logits"]
         assert row["params"] == nin.param_count(nin.get_spec("nin_tiny"))
         assert row["output_shape"] == [8, 10] and row["max_rel_error"] <= 1e-4
-    assert "rel. error vs ref" in out.stdout
+    assert "rel. error vs ref" in out.stdout and "verdict: ok" in out.stdout
 
 
 def test_compare_reports_an_unavailable_backend(monkeypatch):
@@ -44,17 +47,123 @@ def test_compare_reports_an_unavailable_backend(monkeypatch):
 
 
 def test_conformance_matrix(tmp_path):
-    # a backend named with --backends that cannot run fails the matrix, so name those that can
-    names = [b for b in selected_backends() if b in nin.available_backends()]
+    names = [b for b in selected_runtimes() if b in available_runtimes()]
     out = _nin(
         "conformance", "--models", "nin_tiny", "nin3d", "--backends", *names,
         "--json", str(tmp_path / "m.json"), "--markdown", str(tmp_path / "m.md"),
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((tmp_path / "m.json").read_text())
-    assert result["passed"] and len(result["cells"]) == 2 * len(names) and not result["unavailable"]
-    assert all(c["forward_err"] <= 1e-4 and c["grad_err"] <= 1e-3 for c in result["cells"])
+    trainers = [b for b in names if backend_trains(b)]
+    assert result["passed"] and result["status"] == "ok" and not result["cannot_run"]
+    assert len(result["cells"]) == 2 * len(names) + len(trainers)
+    for cell in result["cells"]:
+        got = [c["property"] for c in cell["checks"]]
+        if cell["model"].endswith("SGD steps"):
+            assert got == ["sgd steps"] and cell["backend"] in trainers
+        else:
+            assert got == ["params", "layers", "logits"] + (["gradients"] if backend_trains(cell["backend"]) else [])
+        assert cell["status"] == "ok" and all(c["verdict"] == "ok" for c in cell["checks"]), cell
     assert (tmp_path / "m.md").read_text().startswith("| backend | model |")
+
+
+# -- verdicts: a command cannot say ok where a check fails ------------------------------------------
+#
+# Run in-process through ``nin.cli.main``, with one backend's adapter made faulty by monkeypatching:
+# the fault must come out as status "mismatch" in the JSON and exit status 1.
+
+
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    from nin.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _faulty_backend(monkeypatch, fault: str) -> str:
+    """The first selected runtime that is installed, its adapter given ``fault``: "logits"
+    (every logit moved by 10 × FORWARD_RTOL · max|logit|) or "params" (one parameter too many)."""
+    from nin.checks import FORWARD_RTOL
+
+    name = next((b for b in selected_runtimes() if b in available_runtimes()), None)
+    if name is None:
+        pytest.skip("no runtime installed")
+    adapter = importlib.import_module(f"nin.frameworks.{name}.adapter")
+    if fault == "logits":
+        forward = adapter.forward
+
+        def off(model, x, train=False):
+            logits = forward(model, x, train)
+            return logits + np.float32(10 * FORWARD_RTOL) * np.abs(logits).max()
+
+        monkeypatch.setattr(adapter, "forward", off)
+    else:
+        count = adapter.param_count
+        monkeypatch.setattr(adapter, "param_count", lambda model: count(model) + 1)
+    return name
+
+
+@pytest.mark.parametrize("fault, prop", [("logits", "logits"), ("params", "params")])
+def test_a_mismatch_fails_both_commands(monkeypatch, capsys, tmp_path, fault, prop):
+    name = _faulty_backend(monkeypatch, fault)
+    code, out, err = _main(capsys, "compare", "nin_tiny", "--backends", name, "--repeats", "1", "--json",
+                           str(tmp_path / "c.json"))  # fmt: skip
+    (row,) = json.loads((tmp_path / "c.json").read_text())["rows"]
+    assert code == 1 and row["status"] == "mismatch", out
+    assert [c["property"] for c in row["checks"] if c["verdict"] == "mismatch"] == [prop]
+    assert f"MISMATCH: {prop}" in out and f"FAILED: {name}: mismatch: {prop}: got" in err
+
+    code, out, err = _main(capsys, "conformance", "--backends", name, "--models", "nin_tiny", "--json",
+                           str(tmp_path / "m.json"))  # fmt: skip
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert code == 1 and not result["passed"], out
+    (cell,) = [c for c in result["cells"] if c["model"] == "nin_tiny"]
+    assert cell["status"] == "mismatch"
+    assert [c["property"] for c in cell["checks"] if c["verdict"] == "mismatch"] == [prop]
+    assert f"FAILED: {name} nin_tiny float32: mismatch: {prop}: got" in err
+
+
+def test_nothing_to_run_fails_both_commands(monkeypatch, capsys):
+    """A core-only install: every backend unavailable, so nothing is checked — exit status 1."""
+    import nin.frameworks
+
+    monkeypatch.setattr(nin.frameworks, "unavailable_reason", lambda name: f"backend {name!r} needs its framework")
+    code, out, err = _main(capsys, "compare", "nin_tiny")
+    assert code == 1 and all(f"{b}: unavailable: backend" in out for b in nin.frameworks.list_runtimes())
+    assert "nin compare: FAILED: nothing was checked: none of torch" in err
+    code, out, err = _main(capsys, "conformance", "--models", "nin_tiny")
+    assert code == 1 and "nin conformance: FAILED: nothing was checked" in err
+
+
+def test_a_named_backend_that_cannot_run_fails(monkeypatch, capsys):
+    import nin.frameworks
+
+    monkeypatch.setattr(nin.frameworks, "unavailable_reason", lambda name: "needs mxnet" if name == "mxnet" else None)
+    name = next(b for b in available_runtimes())
+    code, _, err = _main(capsys, "compare", "nin_tiny", "--backends", name, "mxnet", "--repeats", "1")
+    assert code == 1 and "FAILED: mxnet is required but cannot run: unavailable: needs mxnet" in err
+
+
+def test_conformance_on_the_gpu_without_one(capsys):
+    """This machine has no GPU: ``--device gpu`` reports every backend "no GPU visible" with
+    the reason and fails (nothing was checked); ``--require-gpu torch`` adds a line naming
+    torch's missing GPU."""
+    if any(nin.get_backend(b).gpu_available() for b in available_runtimes()):
+        pytest.skip("a GPU is visible here")
+    code, out, err = _main(capsys, "conformance", "--device", "gpu", "--models", "nin_tiny", "--require-gpu", "torch")
+    assert code == 1
+    assert all(f"{b}: no GPU visible: " in out for b in available_runtimes())
+    lines = err.splitlines()
+    assert lines[0].startswith("nin conformance: FAILED: torch is required but cannot run: no GPU visible: torch")
+    assert lines[-1].startswith("nin conformance: FAILED: nothing was checked: none of")
+    code, _, err = _main(capsys, "conformance", "--device", "cpu", "--require-gpu", "torch")
+    assert code == 2 and "--require-gpu torch needs --device gpu" in err
+
+
+def test_python_dash_m_nin_is_the_command():
+    out = subprocess.run([sys.executable, "-m", "nin", "conformance", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--require-gpu LIST" in out.stdout and "--precision" in out.stdout
 
 
 def test_conformance_fails_loudly_on_unknown_model():

@@ -2,20 +2,35 @@
 
 Parametrized by (backend, model[, device]) so each failure has its own id, e.g.
 ``test_forward_matches_reference[jax-nin_cifar10]``.  Agreement between frameworks follows
-from every one of them agreeing with the same oracle.  The tolerances and why they are what
-they are: ``nin.conformance``.
+from every one of them agreeing with the same oracle.  Each property is checked by the
+function of ``nin.checks`` that ``nin compare`` and ``nin conformance`` call too; the
+tolerances and why they are what they are: ``nin.conformance``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch, reference_forward, require, selected_backends, selected_runtimes
+from conftest import backend_or_skip, batch, gpu_backend_or_skip, require, selected_backends, selected_runtimes
+from pool_windows import spec_pool_features
 
 import nin
 from nin import reference
-from nin.conformance import FORWARD_RTOL, GRAD_RTOL, MIN_RELU_MARGIN, gradient_case, random_weights
-from nin.conformance import max_rel_error as _rel
+from nin.checks import (
+    FORWARD_RTOL,
+    MIN_RELU_MARGIN,
+    Check,
+    GradientCase,
+    check_gradients,
+    check_layer_shapes,
+    check_layers,
+    check_logits,
+    check_param_count,
+    forward_case,
+    gradient_case,
+    random_weights,
+)
+from nin.checks import max_rel_error as _rel
 
 MODELS = nin.list_models()
 CASES = [(b, m) for b in selected_backends() for m in MODELS]
@@ -27,7 +42,8 @@ RUNTIME_IDS = [f"{b}-{m}" for b, m in RUNTIME_CASES]
 
 @pytest.fixture(scope="module")
 def built():
-    """One live model per (backend, model), holding ``random_weights(spec, 0)``."""
+    """One live model per (backend, model), holding ``nin.checks.forward_case(spec)``'s
+    weights (``random_weights``: non-zero biases)."""
     cache = {}
 
     def get(backend_name: str, model: str):
@@ -35,51 +51,40 @@ def built():
             adapter = backend_or_skip(backend_name)
             spec = nin.get_spec(model)
             net = adapter.build(spec, seed=0)
-            adapter.load_state(net, reference_forward(spec)[1])
+            adapter.load_state(net, forward_case(spec).weights)
             cache[backend_name, model] = (adapter, spec, net)
         return cache[backend_name, model]
 
     return get
 
 
+def assert_holds(check: Check, what: str) -> None:
+    """A ``nin.checks`` verdict as a test: the message names the case and the figures."""
+    assert check.ok, f"{what}: {check.property}: {check.message}"
+
+
 @pytest.mark.parametrize("backend_name, model", RUNTIME_CASES, ids=RUNTIME_IDS)
 def test_param_count_matches_spec(built, backend_name, model):
     adapter, spec, net = built(backend_name, model)
-    assert adapter.param_count(net) == nin.param_count(spec), (
-        f"{backend_name}/{model}: the framework counts {adapter.param_count(net):,} parameters "
-        f"but the spec says {nin.param_count(spec):,}"
-    )
+    assert_holds(check_param_count(adapter, net, spec), f"{backend_name}/{model}")
 
 
 @pytest.mark.parametrize("backend_name, model", RUNTIME_CASES, ids=RUNTIME_IDS)
 def test_layer_shapes_match_spec(built, backend_name, model):
+    """Names, order and exact shapes against the oracle's, which sizes every window from the
+    pooling rule itself (``reference.window_starts``), not from ``nin.shapes``."""
     adapter, spec, net = built(backend_name, model)
-    x, *_ = reference_forward(spec)
-    acts = adapter.intermediates(net, x)
-    want = nin.output_shapes(spec)
-    assert list(acts) == list(want), f"{backend_name}/{model}: layers {list(acts)} but spec says {list(want)}"
-    for name, shape in want.items():
-        got = tuple(acts[name].shape)
-        assert got == (len(x), *shape), f"{backend_name}/{model} {name}: shape {got} but spec says {(len(x), *shape)}"
+    case = forward_case(spec)
+    assert_holds(check_layer_shapes(adapter.intermediates(net, case.x), case.acts), f"{backend_name}/{model}")
 
 
 @pytest.mark.parametrize("backend_name, model", RUNTIME_CASES, ids=RUNTIME_IDS)
 def test_forward_matches_reference(built, backend_name, model):
     adapter, spec, net = built(backend_name, model)
-    x, weights, ref_logits, ref_acts = reference_forward(spec)
-    assert nin.weights.validate_weights(spec, adapter.export_state(net)).keys() == weights.keys()
-    acts = adapter.intermediates(net, x)
-    for name, want in ref_acts.items():
-        err = _rel(acts[name], want)
-        assert err <= FORWARD_RTOL, (
-            f"{backend_name}/{model} {name}: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
-        )
-    logits = adapter.forward(net, x)
-    assert logits.dtype == np.float32 and logits.shape == ref_logits.shape
-    err = _rel(logits, ref_logits)
-    assert err <= FORWARD_RTOL, (
-        f"{backend_name}/{model} logits: max|Δ| = {err:.2e}·max|ref|, allowed {FORWARD_RTOL:.0e}"
-    )
+    case = forward_case(spec)
+    assert nin.weights.validate_weights(spec, adapter.export_state(net)).keys() == case.weights.keys()
+    assert_holds(check_layers(adapter, net, case), f"{backend_name}/{model}")
+    assert_holds(check_logits(adapter, net, case), f"{backend_name}/{model}")
 
 
 @pytest.mark.parametrize("backend_name, model", CASES, ids=IDS)
@@ -87,27 +92,15 @@ def test_gradients_match_reference(backend_name, model):
     """At the model's smallest valid input, away from ReLU kinks (nin.conformance)."""
     adapter = backend_or_skip(backend_name)
     require(adapter, "loss_and_grads")
-    spec, weights, x, labels = gradient_case(model)
-    want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
-    net = adapter.build(spec, seed=1)
-    adapter.load_state(net, weights)
-    loss, grads = adapter.loss_and_grads(net, x, labels)
-    assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), (
-        f"{backend_name}/{model}: loss {loss} but reference {want_loss}"
-    )
-    assert list(grads) == list(want), f"{backend_name}/{model}: gradient names {list(grads)} but canonical {list(want)}"
-    for name, g in want.items():
-        assert grads[name].shape == g.shape, (
-            f"{backend_name}/{model} d{name}: shape {grads[name].shape}, canonical {g.shape}"
-        )
-        err = _rel(grads[name], g)
-        assert err <= GRAD_RTOL, f"{backend_name}/{model} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
+    case = gradient_case(model)
+    net = adapter.build(case.spec, seed=1)
+    adapter.load_state(net, case.weights)
+    assert_holds(check_gradients(adapter, net, case), f"{backend_name}/{model}")
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_gradient_cases_are_well_conditioned(model):
-    spec, weights, x, _ = gradient_case(model)
-    margin = reference.relu_margin(spec, weights, x)
+    margin = gradient_case(model).margin
     assert margin >= MIN_RELU_MARGIN, f"{model}: a ReLU pre-activation is {margin:.1e} of its terms from 0"
 
 
@@ -184,12 +177,52 @@ def test_export_load_roundtrip_is_exact(backend, model):
         np.testing.assert_array_equal(value, weights[name], err_msg=name)
 
 
-def test_same_seed_same_initial_weights(backend):
-    spec = nin.get_spec("nin_tiny")
+# Each initialiser's distribution, from its definition (not from nin.init_weights): Glorot &
+# Bengio 2010 (uniform, bound √(6/(fan_in + fan_out))), He et al. 2015 (normal, std √(2/fan_in)),
+# the Caffe filler (normal, std 0.05), and "centered" (He normal, each output's fan-in summing to 0,
+# which takes one of fan_in degrees of freedom: std √(2/fan_in · (1 − 1/fan_in))).
+INIT_STD = {
+    "xavier": lambda fan_in, fan_out: np.sqrt(2.0 / (fan_in + fan_out)),
+    "gaussian": lambda fan_in, fan_out: 0.05,
+    "kaiming": lambda fan_in, fan_out: np.sqrt(2.0 / fan_in),
+    "centered": lambda fan_in, fan_out: np.sqrt(2.0 / fan_in * (1 - 1 / fan_in)),
+}
+
+
+def test_initial_weights_follow_their_definitions(backend):
+    """``build(spec, seed, init)`` gives every backend the same weights: bit for bit equal for
+    the same seed (two builds, and ``nin.init_weights``), different for another seed, zero
+    biases, and weights drawn as each initialiser's definition says — the sample standard
+    deviation of every tensor within 6 standard errors (√(1/(2n)) relative, n values) of the
+    definition's, xavier's within its bound, centered's rows summing to 0.  nin_cifar10: tensors
+    of 1,930 to 36,864 values, so a fan-in or fan-out off by the kernel size shows."""
+    spec = nin.get_spec("nin_cifar10")
     for method in nin.weights.INITIALIZERS:
-        exported = backend.export_state(backend.build(spec, seed=3, init=method))
-        for name, want in nin.init_weights(spec, seed=3, method=method).items():
-            np.testing.assert_array_equal(exported[name], want, err_msg=f"{method} {name}")
+        weights = backend.export_state(backend.build(spec, seed=3, init=method))
+        again = backend.export_state(backend.build(spec, seed=3, init=method))
+        other = backend.export_state(backend.build(spec, seed=4, init=method))
+        shared = nin.init_weights(spec, seed=3, method=method)
+        for name, w in weights.items():
+            what = f"{method} {name}"
+            np.testing.assert_array_equal(w, again[name], err_msg=f"{what}: two builds with seed 3 differ")
+            np.testing.assert_array_equal(w, shared[name], err_msg=f"{what}: not nin.init_weights(spec, 3)")
+            if name.endswith(".bias"):
+                assert not w.any(), f"{what}: biases must start at 0"
+                continue
+            assert not np.array_equal(w, other[name]), f"{what}: seeds 3 and 4 give the same weights"
+            receptive = int(np.prod(w.shape[2:]))
+            fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+            want = INIT_STD[method](fan_in, fan_out)
+            got = float(w.std())
+            assert abs(got / want - 1) <= 6 / np.sqrt(2 * w.size), (
+                f"{what}: std {got:.4g}, but the definition gives {want:.4g} (fan_in {fan_in}, fan_out {fan_out})"
+            )
+            if method == "xavier":
+                bound = np.sqrt(6.0 / (fan_in + fan_out))
+                assert np.abs(w).max() <= bound, f"{what}: |w| reaches {np.abs(w).max():.4g} > bound {bound:.4g}"
+            if method == "centered":
+                sums = np.abs(w.reshape(len(w), -1).sum(axis=1)).max()
+                assert sums <= 1e-5 * np.abs(w).sum(axis=tuple(range(1, w.ndim))).max(), f"{what}: rows sum to {sums}"
 
 
 def test_load_state_names_every_problem(backend):
@@ -233,17 +266,13 @@ def test_bad_input_gets_clear_error(backend, case):
 @pytest.mark.parametrize("backend_name", selected_backends())
 @pytest.mark.parametrize("model", ["nin_tiny", "nin_cifar10", "nin_d2l", "nin3d"])
 def test_gpu_forward_matches_reference(backend_name, model):
-    adapter = backend_or_skip(backend_name)
-    if not adapter.gpu_available():
-        pytest.skip(f"no GPU visible to {backend_name}")
+    adapter = gpu_backend_or_skip(backend_name)
     spec = nin.get_spec(model)
-    x, weights, ref_logits, ref_acts = reference_forward(spec)
+    case = forward_case(spec)
     net = adapter.build(spec, seed=0, device="gpu")
-    adapter.load_state(net, weights)
-    acts = adapter.intermediates(net, x)
-    for name, want in ref_acts.items():
-        err = _rel(acts[name], want)
-        assert err <= FORWARD_RTOL, f"{backend_name}/{model}/gpu {name}: max|Δ| = {err:.2e}·max|ref|"
+    adapter.load_state(net, case.weights)
+    assert_holds(check_layers(adapter, net, case), f"{backend_name}/{model}/gpu")
+    assert_holds(check_logits(adapter, net, case), f"{backend_name}/{model}/gpu")
 
 
 def test_bad_labels_get_clear_error(backend):
@@ -335,30 +364,28 @@ def _edge_spec(ndim: int, size: tuple[int, ...]) -> nin.NiNSpec:
 EDGE_CASES = {"2d": _edge_spec(2, (10, 11)), "3d": _edge_spec(3, (10, 6, 9))}
 
 
+EDGE_RULES = {"max padded", "max past padding", "avg padded", "avg past padding"}
+
+
 def _edge_features(spec: nin.NiNSpec) -> set[str]:
-    """Which pooling edge cases a spec's forward pass at its input size meets (hand rules)."""
-    found = set()
-    sizes = nin.output_shapes(spec)
-    previous = spec.input_size
-    for name, layer in spec.named_layers():
-        if isinstance(layer, nin.MaxPool | nin.AvgPool):
-            kind = "max" if isinstance(layer, nin.MaxPool) else "avg"
-            for n, k, s, p, out in zip(
-                previous, layer.kernel, layer.stride, layer.padding, sizes[name][1:], strict=True
-            ):
-                last_end = (out - 1) * s - p + k
-                if p > 0:
-                    found.add(f"{kind}_padded")
-                if last_end > n + p:
-                    found.add(f"{kind}_past_padding")  # a partial ceil-mode window; for avg a clipped divisor
-        if name in sizes and len(sizes[name]) > 1:
-            previous = sizes[name][1:]
-    return found
+    """Which of ``EDGE_RULES`` a spec's forward pass at its input size meets: each pool
+    classified at its own input, the oracle's output of the layer before it."""
+    return spec_pool_features(spec, forward_case(spec).acts) & EDGE_RULES
 
 
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_edge_cases_meet_every_pooling_rule(case):
-    assert _edge_features(EDGE_CASES[case]) == {"max_padded", "max_past_padding", "avg_padded", "avg_past_padding"}
+    assert _edge_features(EDGE_CASES[case]) == EDGE_RULES
+
+
+def test_edge_features_read_each_pools_own_input():
+    """A 2×2 stride-2 block takes 13 to 6 before a 3/2 ceil-mode max pool: on 6 its windows
+    start at 0, 2, 4 and the last, [4, 7), hangs past the input; on 13 (the spec's input, where
+    a helper that misses the block would look) they tile [0, 13) exactly."""
+    spec = nin.NiNSpec(
+        "stale", 1, (13, 13), 2, (nin.nin_block(2, 2, 2, mlp=()), nin.max_pool(3, 2, ceil_mode=True), nin.Linear(2))
+    )
+    assert _edge_features(spec) == {"max past padding"}
 
 
 @pytest.mark.parametrize("case", list(EDGE_CASES))
@@ -368,15 +395,9 @@ def test_gradients_at_pooling_edges_match_reference(backend, case):
     weights = random_weights(spec, seed=2)
     margin, seed = max((reference.relu_margin(spec, weights, batch(spec, 2, s)), s) for s in range(8))
     assert margin >= MIN_RELU_MARGIN, f"{case}: every input seed sits {margin:.1e} from a ReLU kink"
-    x, labels = batch(spec, 2, seed), np.array([0, 2])
     net = backend.build(spec)
     backend.load_state(net, weights)
-    want_loss, want = reference.loss_and_grads(spec, weights, x, labels)
-    loss, grads = backend.loss_and_grads(net, x, labels)
-    assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), f"{case}: loss {loss} but reference {want_loss}"
-    for name, g in want.items():
-        err = _rel(grads[name], g)
-        assert err <= GRAD_RTOL, f"{case} d{name}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
+    assert_holds(check_gradients(backend, net, GradientCase.of(spec, weights, batch(spec, 2, seed), [0, 2])), case)
 
 
 def test_a_required_backend_fails_instead_of_skipping(monkeypatch):
@@ -390,3 +411,16 @@ def test_a_required_backend_fails_instead_of_skipping(monkeypatch):
     monkeypatch.setenv("NIN_REQUIRE_BACKENDS", "torch")
     with pytest.raises(pytest.skip.Exception, match="backend 'jax' needs jax"):
         backend_or_skip("jax")
+
+
+def test_required_gpu_fails_with_the_reason(monkeypatch):
+    """NIN_REQUIRE_GPU turns "no GPU visible" into a failure that says why (conftest.py)."""
+    import nin.checks
+
+    monkeypatch.setattr(nin.checks, "gpu_missing_reason", lambda name: f"{name} 9.9 is a CPU-only build")
+    monkeypatch.setenv("NIN_REQUIRE_GPU", "torch,jax")
+    with pytest.raises(pytest.fail.Exception, match="no GPU visible to torch: torch 9.9 is a CPU-only build; NIN_"):
+        gpu_backend_or_skip("torch")
+    monkeypatch.setenv("NIN_REQUIRE_GPU", "jax")
+    with pytest.raises(pytest.skip.Exception, match="no GPU visible to torch: torch 9.9 is a CPU-only build"):
+        gpu_backend_or_skip("torch")

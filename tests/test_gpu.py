@@ -1,12 +1,14 @@
 """The GPU half of the conformance promise: torch and JAX on CUDA against the NumPy oracle —
 gradients here; forward and every intermediate in
 ``tests/test_conformance.py::test_gpu_forward_matches_reference``; K SGD steps in
-``tests/test_train_backends.py::test_k_steps_match_sgd_reference[…-gpu]``.
+``tests/test_train_backends.py::test_k_steps_match_sgd_reference[…-gpu]``; bf16 in
+``tests/test_precision.py``.  The same checks run without pytest as
+``python -m nin conformance --device gpu`` (what ``benchmarks/gpu_check.sh`` runs on a GPU
+machine, which has no pytest).
 
 Every case is marked ``gpu`` and skips with the reason where the framework sees no GPU (this
-machine and CI have none); ``pytest -m gpu`` runs them where pytest and a GPU meet, and
-``benchmarks/gpu_check.sh`` runs the same properties through ``nin conformance --device gpu`` on
-a GPU machine without pytest.  The
+machine and CI have none); ``NIN_REQUIRE_GPU=torch,jax`` turns that skip into a failure;
+``pytest -m gpu`` runs them where pytest and a GPU meet.  The
 tolerances are the CPU suite's (``nin.conformance``): with TF32 off (torch) and
 ``Precision.HIGHEST`` (JAX) a GPU computes float32 products in float32, so the same bounds hold;
 TF32 left on would miss them by about 1e-3 (10 mantissa bits).
@@ -15,11 +17,10 @@ TF32 left on would miss them by about 1e-3 (10 mantissa bits).
 from __future__ import annotations
 
 import pytest
-from conftest import backend_or_skip
+from conftest import gpu_backend_or_skip
 
 import nin
-from nin import reference
-from nin.conformance import GRAD_RTOL, gradient_case, max_rel_error
+from nin.checks import check_gradients, gradient_case
 from nin.frameworks import gpu_probes
 
 pytestmark = pytest.mark.gpu
@@ -28,33 +29,30 @@ GPU_BACKENDS = gpu_probes()
 MODELS = ("nin_tiny", "nin_cifar10", "nin_d2l", "nin3d")
 
 
-def gpu_backend_or_skip(name: str):
-    adapter = backend_or_skip(name)
-    if not adapter.gpu_available():
-        pytest.skip(f"no GPU visible to {name}")
-    return adapter
-
-
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", GPU_BACKENDS)
 def test_gpu_gradients_match_reference(name, model):
     adapter = gpu_backend_or_skip(name)
-    spec, weights, x, labels = gradient_case(model)
-    ref_loss, ref_grads = reference.loss_and_grads(spec, weights, x, labels)
-    net = adapter.build(spec, seed=1, device="gpu")
-    adapter.load_state(net, weights)
-    loss, grads = adapter.loss_and_grads(net, x, labels)
-    assert loss == pytest.approx(ref_loss, rel=1e-5), f"{name}/{model}/gpu loss {loss}, oracle {ref_loss}"
-    for tensor, want in ref_grads.items():
-        err = max_rel_error(grads[tensor], want)
-        assert err <= GRAD_RTOL, f"{name}/{model}/gpu ∂{tensor}: max|Δ| = {err:.2e}·max|ref|, allowed {GRAD_RTOL:.0e}"
+    case = gradient_case(model)
+    net = adapter.build(case.spec, seed=1, device="gpu")
+    adapter.load_state(net, case.weights)
+    check = check_gradients(adapter, net, case)
+    assert check.ok, f"{name}/{model}/gpu: {check.message}"
 
 
 def test_gpu_torch_keeps_tf32_off():
     """Building on the GPU turns TF32 off for float32 matmuls and convolutions (the host setting
-    in frameworks/README.md); the bounds above depend on it."""
+    in frameworks/README.md); the bounds above depend on it.  TF32 is turned on first, so the
+    test fails whatever ran before it if ``build`` leaves it on."""
     adapter = gpu_backend_or_skip("torch")
     import torch
 
-    adapter.build(nin.get_spec("nin_tiny"), device="gpu")
-    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        adapter.build(nin.get_spec("nin_tiny"), device="gpu")
+        on = [name for name, flag in (("matmul", torch.backends.cuda.matmul.allow_tf32),
+                                      ("cudnn", torch.backends.cudnn.allow_tf32)) if flag]  # fmt: skip
+        assert not on, f"TF32 still on for {', '.join(on)} after build(device='gpu')"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

@@ -63,6 +63,39 @@ def test_graph_is_what_the_docstring_says():
     assert nin_onnx.param_count(model) == nin.param_count(spec)
 
 
+def test_param_count_counts_what_the_graph_reads(monkeypatch):
+    """The onnxruntime backend's count is the graph's: a convolution whose bias input is cut
+    (the initializer still there) computes with 96 values fewer, and the conformance check
+    says so against the spec's count; an initializer no node reads is not a parameter."""
+    from onnx import numpy_helper
+
+    from nin.checks import check_param_count
+
+    spec = nin.get_spec("nin_d2l")
+    model = nin_onnx.to_model(spec, _random_weights(spec))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    del conv.input[2]
+    assert nin_onnx.param_count(model) == nin.param_count(spec) - 96
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros((7, 7), np.float32), "unused"))
+    assert nin_onnx.param_count(model) == nin.param_count(spec) - 96
+
+    adapter = backend_or_skip("onnxruntime")
+    to_model = nin_onnx.to_model
+
+    def without_first_bias(*args, **kwargs):
+        model = to_model(*args, **kwargs)
+        del next(n for n in model.graph.node if n.op_type == "Conv").input[2]
+        return model
+
+    monkeypatch.setattr(nin_onnx, "to_model", without_first_bias)
+    check = check_param_count(adapter, adapter.build(spec), spec)
+    assert not check.ok and check.figure == nin.param_count(spec) - 96, check.message
+    assert (
+        check.message
+        == f"got {nin.param_count(spec) - 96:,} parameters, but should be {nin.param_count(spec):,} (the spec's)"
+    )
+
+
 POOL_EDGES = [
     # ceil mode whose last window would start in the right padding (dropped by the spec's rule)
     # (5 + 2·1 − 3) / 3 rounds up to 3 windows, but the third would start at 6 ≥ 5 + 1: two

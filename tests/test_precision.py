@@ -1,6 +1,9 @@
 """Mixed precision: ``build(spec, precision="bf16")`` for the backends that have it (torch:
 ``torch.autocast``; jax: the Flax modules' ``dtype``), float32 parameters and updates with
-bfloat16 arithmetic; every other backend and value refused with a clear error.
+bfloat16 arithmetic, against the NumPy oracle at the bf16 bounds derived in
+``nin.conformance`` (forward 4·√L·u, gradients and SGD updates 8·√(2L)·u, u = 2⁻⁸); every
+other backend and value refused with a clear error.  ``nin conformance --precision bf16``
+runs the same checks (``nin.checks``).
 
 Parametrized by backend (and model, device), as the conformance suite; ``NIN_BACKENDS`` selects.
 """
@@ -9,23 +12,28 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch, selected_backends
+from conftest import backend_or_skip, batch, gpu_backend_or_skip, selected_backends
 
 import nin
-from nin.conformance import max_rel_error
+from nin.checks import (
+    BF16_UNIT,
+    check_gradients,
+    check_layers,
+    check_logits,
+    check_sgd_steps,
+    forward_case,
+    forward_rtol,
+    grad_rtol,
+    gradient_case,
+    min_relu_margin,
+    sgd_case,
+)
 from nin.frameworks import backend_precisions, check_precision, list_runtimes
 from nin.train import Recipe, spec_for
 
 BF16 = [b for b in selected_backends() if "bf16" in backend_precisions(b)]
 FLOAT32_ONLY = [b for b in selected_backends() if "bf16" not in backend_precisions(b)]
-
-# bfloat16 keeps 8 significant bits: unit roundoff u = 2^-8 ≈ 3.9e-3.  Every layer rounds its
-# inputs, weights and output to bfloat16 (about 3u each; the products accumulate in float32),
-# and nin_tiny / nin_mnist have 7 to 10 such layers; independent roundings add up like a random
-# walk, ~3u·√10 ≈ 0.04 of the largest logit, so 3e-2 (8u) is the bound.  Measured on batch 4:
-# 2.4e-3 (torch) and 3.9e-3 (jax) on nin_tiny, 6.4e-3 and 4.6e-3 on nin_mnist.  A model not run
-# as the float32 one (wrong layout, a missed layer) is off by order 1.
-BF16_RTOL = 3e-2
+DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)]
 
 
 def _native_param_dtypes(backend_name: str, trainer) -> set[str]:
@@ -39,21 +47,65 @@ def _native_param_dtypes(backend_name: str, trainer) -> set[str]:
     return {str(leaf.dtype) for leaf in jax.tree.leaves((trainer.model.params, trainer._opt_state))}
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)], ids=["cpu", "gpu"])
+def _bf16_adapter(backend_name: str, device: str):
+    return gpu_backend_or_skip(backend_name) if device == "gpu" else backend_or_skip(backend_name)
+
+
+def test_bf16_bounds_as_derived():
+    """nin_tiny has L = 9 convolutions: forward 4·√9·u = 12u, gradients 8·√18·u ≈ 34u."""
+    spec = nin.get_spec("nin_tiny")
+    assert forward_rtol(spec, "bf16") == pytest.approx(12 * BF16_UNIT)
+    assert grad_rtol(spec, "bf16") == pytest.approx(8 * 18**0.5 * BF16_UNIT)
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=["cpu", "gpu"])
 @pytest.mark.parametrize("model", ["nin_tiny", "nin_mnist"])
 @pytest.mark.parametrize("backend_name", BF16)
-def test_bf16_forward_agrees_with_float32(backend_name, model, device):
-    adapter = backend_or_skip(backend_name)
-    if device == "gpu" and not adapter.gpu_available():
-        pytest.skip(f"no GPU visible to {backend_name}")
+def test_bf16_forward_matches_oracle(backend_name, model, device):
+    """Every layer and the logits within 4·√L·u of the oracle's; and not the float32 logits
+    bit for bit (a "bf16" model that ran in float32 would pass the oracle and fail here)."""
+    adapter = _bf16_adapter(backend_name, device)
     spec = nin.get_spec(model)
-    x = batch(spec, 4)
-    want = adapter.forward(adapter.build(spec, device=device), x)
-    got = adapter.forward(adapter.build(spec, device=device, precision="bf16"), x)
-    assert got.dtype == np.float32, f"{backend_name}/{model}/{device} bf16: logits are {got.dtype}, not float32"
-    err = max_rel_error(got, want)
-    assert err <= BF16_RTOL, f"{backend_name}/{model}/{device} bf16: max|Δ| = {err:.2e}·max|float32 logits|"
-    assert not np.array_equal(got, want), f"{backend_name}/{model}/{device}: bf16 logits equal float32 bit for bit"
+    case = forward_case(spec)
+    net = adapter.build(spec, device=device, precision="bf16")
+    adapter.load_state(net, case.weights)
+    what = f"{backend_name}/{model}/{device} bf16"
+    for check in (
+        check_layers(adapter, net, case, forward_rtol(spec, "bf16")),
+        check_logits(adapter, net, case, forward_rtol(spec, "bf16")),
+    ):
+        assert check.ok, f"{what}: {check.message}"
+    float32 = adapter.build(spec, device=device)
+    adapter.load_state(float32, case.weights)
+    assert not np.array_equal(adapter.forward(net, case.x), adapter.forward(float32, case.x)), (
+        f"{what}: the logits equal float32's bit for bit"
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=["cpu", "gpu"])
+@pytest.mark.parametrize("backend_name", BF16)
+def test_bf16_gradients_match_oracle(backend_name, device):
+    """nin_tiny's gradient case, whose ReLU margin (5.5e-3) exceeds one bfloat16 unit: every
+    gradient within 8·√(2L)·u of the oracle's."""
+    adapter = _bf16_adapter(backend_name, device)
+    case = gradient_case("nin_tiny")
+    assert case.margin >= min_relu_margin("bf16"), f"nin_tiny's gradient case sits {case.margin:.1e} from a ReLU kink"
+    net = adapter.build(case.spec, seed=1, device=device, precision="bf16")
+    adapter.load_state(net, case.weights)
+    check = check_gradients(adapter, net, case, grad_rtol(case.spec, "bf16"), forward_rtol(case.spec, "bf16"))
+    assert check.ok, f"{backend_name}/{device} bf16: {check.message}"
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=["cpu", "gpu"])
+@pytest.mark.parametrize("backend_name", BF16)
+def test_bf16_k_steps_match_sgd_reference(backend_name, device):
+    """``nin.checks.sgd_case`` in bf16: each step's loss within the forward bound, each
+    tensor's update over K steps within the gradient bound of the oracle's update."""
+    adapter = _bf16_adapter(backend_name, device)
+    case = sgd_case()
+    model = adapter.build(case.spec, case.recipe.seed, device=device, init=case.recipe.init, precision="bf16")
+    check = check_sgd_steps(adapter.Trainer(model, case.recipe), case, "bf16")
+    assert check.ok, f"{backend_name}/{device} bf16: {check.message}"
 
 
 @pytest.mark.parametrize("backend_name", BF16)

@@ -184,16 +184,20 @@ def test_oracle_windows_by_hand():
 
 def test_oracle_geometry_agrees_with_nin_shapes():
     """Two independent derivations of the pooling rules — the oracle's enumeration and the
-    closed forms in nin.shapes that the backends use — agree on every small case."""
+    closed forms in nin.shapes that the backends use (``window_out``; ``avg_pool_divisor``;
+    ``pool_padding``, with which TensorFlow and JAX pad) — agree on every small case."""
     import itertools
 
-    from nin.shapes import avg_pool_divisor, window_out
+    from nin.shapes import avg_pool_divisor, pool_padding, window_out
 
-    for n, k, s, ceil in itertools.product(range(1, 12), range(1, 6), range(1, 4), (False, True)):
+    for n, k, s, ceil in itertools.product(range(1, 12), range(1, 6), range(1, 5), (False, True)):
         for p in range(k // 2 + 1):
+            case = (n, k, s, p, ceil)
             starts = reference.window_starts(n, k, s, p, ceil)
-            assert len(starts) == max(window_out(n, k, s, p, ceil), 0), (n, k, s, p, ceil)
+            assert len(starts) == max(window_out(n, k, s, p, ceil), 0), case
             if starts:
                 pool = nin.AvgPool((k,), (s,), (p,), ceil)
                 want = avg_pool_divisor((n,), pool)
-                assert [reference.window_divisor(t, k, n, p) for t in starts] == list(want), (n, k, s, p, ceil)
+                assert [reference.window_divisor(t, k, n, p) for t in starts] == list(want), case
+                # every window whole: the spec's padding below, above as far as the last window reaches
+                assert pool_padding((n,), pool) == ((p, max(p, starts[-1] + k - n)),), case

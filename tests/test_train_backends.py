@@ -37,30 +37,25 @@ import time
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, selected_backends
+from conftest import backend_or_skip, gpu_backend_or_skip, selected_backends
 
 import nin
 from nin import reference
-from nin.conformance import FORWARD_RTOL, max_rel_error
+from nin.checks import FORWARD_RTOL, LOSS_RTOL, check_sgd_steps, check_state, sgd_case
 from nin.data import load_mnist5k, synthetic
 from nin.train import CHECKPOINT, NumpyTrainer, Recipe, fit, get_trainer, load_checkpoint, spec_for
 
 BACKENDS = selected_backends()
 PAIRS = [(a, b) for a in BACKENDS for b in BACKENDS if a != b]
 
-WEIGHT_RTOL = 1e-4
-MOMENTUM_RTOL = 1e-3
-LOSS_RTOL = 1e-5
-K_RATES = (0.05, 0.1, 0.02, 0.08)  # a changing rate: a buffer kept as −lr·b would show it
-
 
 def trainer_or_skip(name: str, model: str | nin.NiNSpec, recipe: Recipe, device: str = "cpu"):
     """``get_trainer(name, model, recipe, device=device)``, or a skip naming what is missing."""
-    adapter = backend_or_skip(name)
+    backend_or_skip(name)
     if importlib.util.find_spec(f"nin.frameworks.{name}.train") is None:
         pytest.skip(f"backend {name} has no trainer yet: frameworks/{name}/train.py does not exist")
-    if device == "gpu" and not adapter.gpu_available():
-        pytest.skip(f"no GPU visible to {name}")
+    if device == "gpu":
+        gpu_backend_or_skip(name)
     return get_trainer(name, model, recipe, device=device)
 
 
@@ -84,28 +79,6 @@ def _assert_states_equal(got: dict, want: dict, what: str) -> None:
 # -- K steps against the oracle ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def k_step_case():
-    """nin_tiny without dropout (μ 0.9, λ 5e-4: the default recipe), a start state with
-    nonzero biases (so their weight decay counts) and nonzero momentum (so the first step
-    already tests its convention), K batches, and the oracle's losses, counts and end state."""
-    spec, recipe = _tiny(), Recipe(dropout=False)
-    rng = np.random.default_rng(1)
-    oracle = NumpyTrainer(spec, recipe)
-    weights = {
-        name: (0.1 * rng.standard_normal(w.shape)).astype(np.float32) if name.endswith(".bias") else w
-        for name, w in oracle.export_state()["weights"].items()
-    }
-    start = {
-        "weights": weights,
-        "momentum": {name: (0.05 * rng.standard_normal(w.shape)).astype(np.float32) for name, w in weights.items()},
-    }
-    oracle.load_state(start)
-    data = _batches(oracle.spec, len(K_RATES))
-    results = [oracle.step(x, y, lr) for (x, y), lr in zip(data, K_RATES, strict=True)]
-    return spec, recipe, start, data, results, oracle.export_state()
-
-
 # the GPU case runs where the framework sees one (``pytest -m gpu``; benchmarks/gpu_check.sh, without
 # pytest, checks K steps through ``nin conformance --device gpu``): with
 # TF32 off (torch) and ``Precision.HIGHEST`` (JAX) a GPU computes in float32, so the same bounds hold
@@ -114,28 +87,22 @@ DEVICES = ("cpu", pytest.param("gpu", marks=pytest.mark.gpu))
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", BACKENDS)
-def test_k_steps_match_sgd_reference(name, device, k_step_case):
-    spec, recipe, start, data, want_results, want = k_step_case
-    trainer = trainer_or_skip(name, spec, recipe, device)
-    trainer.load_state(start)
-    for t, ((x, y), lr, (want_loss, want_correct)) in enumerate(zip(data, K_RATES, want_results, strict=True)):
-        loss, correct = trainer.step(x, y, lr)
-        assert loss == pytest.approx(want_loss, rel=LOSS_RTOL), (
-            f"{name}/{device} step {t}: loss {loss}, oracle {want_loss}"
-        )
-        assert correct == want_correct, f"{name}/{device} step {t}: {correct} correct, oracle {want_correct}"
-    _assert_near_oracle(trainer.export_state(), want, f"{name}/{device} after {len(K_RATES)} steps")
+def test_k_steps_match_sgd_reference(name, device):
+    """``nin.checks.sgd_case``: nin_tiny without dropout (μ 0.9, λ 5e-4: the default recipe), a
+    start state with nonzero biases (so their weight decay counts) and nonzero momentum (so
+    the first step already tests its convention), K batches at changing rates, against
+    ``nin.train.NumpyTrainer``; ``nin.checks.check_sgd_steps`` compares the losses, the
+    correct counts and every tensor after K steps at the tolerances above."""
+    case = sgd_case()
+    check = check_sgd_steps(trainer_or_skip(name, case.spec, case.recipe, device), case)
+    assert check.ok, f"{name}/{device}: {check.message}"
 
 
 def _assert_near_oracle(got: dict, want: dict, what: str) -> None:
-    """Every tensor of a trainer's state within the K-step tolerances of the oracle's:
-    weights ``WEIGHT_RTOL``, momentum buffers ``MOMENTUM_RTOL`` (relative to max|oracle|)."""
-    for kind, rtol in (("weights", WEIGHT_RTOL), ("momentum", MOMENTUM_RTOL)):
-        assert list(got[kind]) == list(want[kind]), f"{what}: {kind} names {list(got[kind])}"
-        for tensor, w in want[kind].items():
-            assert got[kind][tensor].dtype == np.float32 and got[kind][tensor].shape == w.shape, f"{what}: {tensor}"
-            err = max_rel_error(got[kind][tensor], w)
-            assert err <= rtol, f"{what}: {kind} {tensor} max|Δ| = {err:.2e}·max|oracle|, allowed {rtol:.0e}"
+    """Every tensor of a trainer's state within the K-step tolerances of the oracle's
+    (``nin.checks.check_state``: per tensor, weights and momentum buffers)."""
+    check = check_state(got, want)
+    assert check.ok, f"{what}: {check.message}"
 
 
 # -- state, dropout and evaluation ----------------------------------------------------------------

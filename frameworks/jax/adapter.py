@@ -19,6 +19,7 @@ the compiled code.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import optax
 from jax import lax
 
 import nin
+from nin.checks import cuda_driver_problem
 from nin.frameworks import check_precision
 from nin.weights import Weights
 
@@ -162,10 +164,7 @@ def _device(device: str) -> jax.Device:
     if device not in DEVICES:
         raise nin.UnknownNameError(f"unknown device {device!r}; known devices: {', '.join(DEVICES)}")
     if device == "gpu" and not gpu_available():
-        raise nin.BackendUnavailable(
-            "device='gpu' but JAX sees no GPU (jax.devices() lists only "
-            f"{', '.join(d.platform for d in jax.devices())}); install jax[cuda12] or use device='cpu'"
-        )
+        raise nin.BackendUnavailable(f"device='gpu' needs a GPU: {gpu_missing_reason()}; or use device='cpu'")
     return jax.local_devices(backend=device)[0]  # this process's, also in a multi-process job
 
 
@@ -271,6 +270,24 @@ def gpu_available() -> bool:
         return bool(jax.devices("gpu"))
     except RuntimeError:
         return False
+
+
+def gpu_missing_reason() -> str | None:
+    """Why JAX sees no GPU, in one line (no CUDA plugin, no driver, ...); ``None`` if it sees one."""
+    try:
+        if jax.devices("gpu"):
+            return None
+        error = "jax.devices('gpu') is empty"
+    except RuntimeError as e:
+        error = f"jax.devices('gpu') raises: {str(e).splitlines()[0]}"
+    version = f"jax {jax.__version__}"
+    plugins = [f"jax_cuda{v}_plugin" for v in (12, 13) if importlib.util.find_spec(f"jax_cuda{v}_plugin")]
+    if not plugins:
+        return f"{version} has no CUDA plugin (jax_cuda12_plugin, jax_cuda13_plugin: neither is installed): pip install 'jax[cuda12]'"
+    driver = cuda_driver_problem()
+    if driver:
+        return f"{version} with its plugin {plugins[0]} finds no GPU: {driver}"
+    return f"{version} with its plugin {plugins[0]} finds no GPU although the driver offers one: {error}"
 
 
 # -- host hooks: what framework-free code (nin.bench, nin.compare) asks of the framework -----------

@@ -18,6 +18,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 import nin
+from nin.checks import cuda_driver_problem
 from nin.frameworks import check_precision
 
 from .model import NiN
@@ -169,6 +170,16 @@ def framework_version() -> str:
 
 def gpu_available() -> bool:
     return mx.context.num_gpus() > 0
+
+
+def gpu_missing_reason() -> str | None:
+    """Why MXNet sees no GPU, in one line (a CPU-only build, no driver, ...); ``None`` if it sees one."""
+    if not mx.runtime.Features().is_enabled("CUDA"):
+        return f"mxnet {mx.__version__} is a CPU-only build (its CUDA feature is off): install mxnet-cu112 or similar"
+    if gpu_available():
+        return None
+    driver = cuda_driver_problem()
+    return f"mxnet {mx.__version__} finds no GPU: {driver or 'mx.context.num_gpus() is 0'}"
 
 
 # -- host hooks: what framework-free code (nin.bench, nin.compare) asks of the framework -----------

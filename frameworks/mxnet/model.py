@@ -15,8 +15,9 @@ Pooling (``Pool``) follows ``nin.spec`` exactly.  MXNet's ``pooling_convention='
 not used for ceil mode: it keeps a last window that starts in the right padding whenever
 stride + padding > kernel, and its oneDNN backward of average pooling divides windows that
 hang past input + padding by the whole kernel (the forward clips them), so gradients disagree
-with its own forward.  ``Pool`` pads explicitly instead (checked against ``nin.reference``,
-forward and backward, for kernels 1–5, strides 1–4, paddings 0–2, 2-D and 3-D).
+with its own forward.  ``Pool`` pads explicitly instead, checked against ``nin.reference``,
+forward and backward, by tests/test_pool_geometry.py: every kernel 1–5, stride 1–4 and
+padding 0–2 (≤ k//2), floor and ceil mode, 2-D and 3-D, for every runtime.
 
     >>> import nin
     >>> from nin.frameworks.mxnet import NiN

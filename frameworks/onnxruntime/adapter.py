@@ -111,7 +111,7 @@ def run_file(path, x: np.ndarray) -> np.ndarray:
 
 
 def param_count(model: OnnxNiN) -> int:
-    """The number of values in the graph's initializers."""
+    """The number of values in the initializers the graph's nodes read (``nin.onnx.param_count``)."""
     return nin_onnx.param_count(model.model)
 
 
@@ -132,6 +132,11 @@ def framework_version() -> str:
 def gpu_available() -> bool:
     """False: this backend uses onnxruntime's CPU execution provider only."""
     return False
+
+
+def gpu_missing_reason() -> str:
+    """Always a reason: this backend runs on onnxruntime's CPU execution provider only."""
+    return "the onnxruntime backend runs on onnxruntime's CPU execution provider only"
 
 
 # -- host hooks (frameworks/README.md): onnxruntime sizes its thread pool per session -----------------

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import nin
+from nin.checks import cuda_driver_problem
 from nin.frameworks import check_precision
 
 from .model import NiN
@@ -113,6 +114,21 @@ def framework_version() -> str:
 
 def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
+
+
+def gpu_missing_reason() -> str | None:
+    """Why TensorFlow sees no GPU, in one line (a CPU-only build, no driver, ...); ``None`` if it sees one."""
+    if gpu_available():
+        return None
+    version = f"tensorflow {tf.__version__}"
+    if not tf.test.is_built_with_cuda():
+        return (
+            f"{version} is a CPU-only build (tf.test.is_built_with_cuda() is False): pip install 'tensorflow[and-cuda]'"
+        )
+    driver = cuda_driver_problem()
+    if driver:
+        return f"{version} finds no GPU: {driver}"
+    return f"{version} finds no GPU although the driver offers one: tf.config.list_physical_devices('GPU') is empty"
 
 
 # -- the native half of the contract: the framework's own objects, for train.py and distributed.py

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import nin
+from nin.checks import cuda_driver_problem
 from nin.frameworks import check_precision
 from nin.heap import retain_freed_memory
 
@@ -36,12 +37,9 @@ def _device(device: str) -> torch.device:
     if device == "cpu":
         return torch.device("cpu")
     if device == "gpu":
-        if not gpu_available():
-            build_kind = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-            raise nin.BackendUnavailable(
-                f"device='gpu' needs a CUDA GPU, but torch {torch.__version__} ({build_kind}) sees none; "
-                f"use device='cpu', or install a CUDA build of torch on a machine with an NVIDIA GPU"
-            )
+        reason = gpu_missing_reason()
+        if reason:
+            raise nin.BackendUnavailable(f"device='gpu' needs a CUDA GPU: {reason}; or use device='cpu'")
         # float32 means float32: TF32 would give ~1e-3 relative errors and fail conformance
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -184,6 +182,22 @@ def framework_version() -> str:
 
 def gpu_available() -> bool:
     return torch.cuda.is_available()
+
+
+def gpu_missing_reason() -> str | None:
+    """Why torch sees no GPU, in one line (a CPU-only build, no driver, ...); ``None`` if it sees one."""
+    if gpu_available():
+        return None
+    version = f"torch {torch.__version__}"
+    if torch.version.cuda is None:
+        return f"{version} is a CPU-only build (torch.version.cuda is None): install a CUDA build of torch"
+    driver = cuda_driver_problem()
+    if driver:
+        return f"{version} (built for CUDA {torch.version.cuda}) finds no GPU: {driver}"
+    return (
+        f"{version} (built for CUDA {torch.version.cuda}) finds no GPU although the driver offers one: "
+        f"torch.cuda.is_available() is False (a driver too old for CUDA {torch.version.cuda}?)"
+    )
 
 
 # -- host hooks: what framework-free code (nin.bench, nin.compare) asks of the framework -----------

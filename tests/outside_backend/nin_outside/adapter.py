@@ -61,6 +61,10 @@ def gpu_available() -> bool:
     return False
 
 
+def gpu_missing_reason() -> str:
+    return "the outside backend computes with NumPy on the CPU only"
+
+
 # -- the native half: the native objects are the canonical arrays themselves ----------------------
 
 
