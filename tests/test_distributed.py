@@ -500,35 +500,54 @@ class HeldJob:
 
     launcher: subprocess.Popen
     out: Path
+    stdout: Path
     stderr: Path
-    pids: dict[int, int]
 
-    def end(self, timeout: float) -> tuple[float, str]:
-        """Wait for the launcher to end; (seconds it took, its stderr)."""
-        start = time.monotonic()
+    def pids(self) -> dict[int, int]:
+        """{rank: pid} as the workers said it (``HOLD_HOOK``)."""
+        said = [line.split() for line in self.stdout.read_text().splitlines()]
+        return {int(w[1]): int(w[3]) for w in said if len(w) == 4 and w[0] == "rank" and w[2] == "pid"}
+
+    def end(self, timeout: float) -> str:
+        """Wait for the launcher to end; its stderr."""
         try:
             self.launcher.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.launcher.kill()
-            self.launcher.wait()
             pytest.fail(f"the job did not end within {timeout:.0f} s:\n{self.stderr.read_text()[-3000:]}")
-        return time.monotonic() - start, self.stderr.read_text()
+        return self.stderr.read_text()
+
+    def kill(self) -> None:
+        """Stop the launcher as Ctrl-C does (it stops its workers), then SIGKILL what is left of
+        it and of every worker's process group."""
+        if self.launcher.poll() is None:
+            self.launcher.terminate()
+            try:
+                self.launcher.wait(STOP_GRACE_S + 10)
+            except subprocess.TimeoutExpired:
+                self.launcher.kill()
+                self.launcher.wait()
+        for pid in self.pids().values():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
-def wait_until(done, what: str, job: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+def wait_until(done, what: str, job: HeldJob, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not done():
-        if job.poll() is not None or time.monotonic() > deadline:
-            how = f"ended with {job.returncode}" if job.poll() is not None else f"was still running after {timeout} s"
-            pytest.fail(f"waiting for {what}, the job {how}:\n{log.read_text()[-3000:]}")
+        if job.launcher.poll() is not None or time.monotonic() > deadline:
+            ended = job.launcher.poll() is not None
+            how = f"ended with {job.launcher.returncode}" if ended else f"was still running after {timeout} s"
+            pytest.fail(f"waiting for {what}, the job {how}:\n{job.stderr.read_text()[-3000:]}")
         time.sleep(0.05)
 
 
 @pytest.fixture
 def held_job(data_dir, tmp_path):
-    """``held_job(backend, **env)`` starts a fault job and returns once it is held; the launcher
-    is killed at the end of the test if it is still running."""
-    started: list[subprocess.Popen] = []
+    """``held_job(backend, **env)`` starts a fault job and returns once it is held; whatever is
+    left of it is killed at the end of the test."""
+    started: list[HeldJob] = []
 
     def start(backend: str, **env: str) -> HeldJob:
         backend_or_skip(backend)
@@ -543,24 +562,17 @@ def held_job(data_dir, tmp_path):
         out, stdout, stderr = tmp_path / "run", tmp_path / "stdout.txt", tmp_path / "stderr.txt"
         command = train_command(backend, data_dir, out, FAULT_BATCH, FAULT_EPOCHS, "--workers", str(FAULT_WORKERS))
         with open(stdout, "w") as o, open(stderr, "w") as e:
-            started.append(subprocess.Popen(command, env=env, stdout=o, stderr=e))
-        launcher = started[-1]
+            started.append(HeldJob(subprocess.Popen(command, env=env, stdout=o, stderr=e), out, stdout, stderr))
+        job = started[-1]
         held = f"rank {HOLD_RANK} holds before epoch index {HOLD_EPOCH}"
-        wait_until(lambda: held in stdout.read_text(), f"{held!r}", launcher, stderr)
-        wait_until(lambda: (out / "checkpoint.npz").exists(), "rank 0's checkpoint", launcher, stderr)
-        pids = {}
-        for line in stdout.read_text().splitlines():
-            words = line.split()
-            if len(words) == 4 and words[0] == "rank" and words[2] == "pid":
-                pids[int(words[1])] = int(words[3])
-        assert sorted(pids) == list(range(FAULT_WORKERS)), f"the workers said {stdout.read_text()!r}"
-        return HeldJob(launcher, out, stderr, pids)
+        wait_until(lambda: held in stdout.read_text(), repr(held), job)
+        wait_until(lambda: (out / "checkpoint.npz").exists(), "rank 0's checkpoint", job)
+        assert sorted(job.pids()) == list(range(FAULT_WORKERS)), f"the workers said {stdout.read_text()!r}"
+        return job
 
     yield start
-    for launcher in started:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
+    for job in started:
+        job.kill()
 
 
 def live_processes(group: int) -> list[int]:
@@ -580,7 +592,7 @@ def live_processes(group: int) -> list[int]:
 def assert_job_ended(job: HeldJob, stderr: str) -> None:
     """No process of any worker is left, the launcher's error is its last line and no worker
     printed a traceback, and the checkpoint is the held epoch's."""
-    left = {rank: live_processes(pid) for rank, pid in job.pids.items() if live_processes(pid)}
+    left = {rank: live_processes(pid) for rank, pid in job.pids().items() if live_processes(pid)}
     assert not left, f"processes of these ranks are still running after the launcher ended: {left}"
     assert job.launcher.returncode == 2, f"the launcher exited with {job.launcher.returncode}:\n{stderr[-3000:]}"
     assert "Traceback" not in stderr, stderr[-3000:]
@@ -590,12 +602,11 @@ def assert_job_ended(job: HeldJob, stderr: str) -> None:
 @pytest.mark.parametrize("backend", full_params())
 def test_killed_worker_stops_the_job_and_resume_ends_as_uninterrupted(backend, held_job, uninterrupted, data_dir):
     job = held_job(backend)
-    os.kill(job.pids[HOLD_RANK], signal.SIGKILL)
-    _, stderr = job.end(timeout=60)
+    victim = job.pids()[HOLD_RANK]
+    os.kill(victim, signal.SIGKILL)
+    stderr = job.end(timeout=60)
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith(
-        f"nin train: error: worker rank {HOLD_RANK} (pid {job.pids[HOLD_RANK]}) was killed by SIGKILL"
-    )
+    assert last.startswith(f"nin train: error: worker rank {HOLD_RANK} (pid {victim}) was killed by SIGKILL"), last
     assert last.endswith("continue with the same command and --resume"), last
     assert_job_ended(job, stderr)
     run_workers(backend, data_dir, job.out, FAULT_WORKERS, FAULT_BATCH, FAULT_EPOCHS, "--resume")
@@ -607,11 +618,14 @@ def test_killed_worker_stops_the_job_and_resume_ends_as_uninterrupted(backend, h
 @pytest.mark.parametrize("backend", full_params())
 def test_stopped_worker_ends_the_job_within_the_heartbeat_window(backend, held_job):
     job = held_job(backend, NIN_HEARTBEAT_WINDOW_S=str(WINDOW_S))
-    os.kill(job.pids[HOLD_RANK], signal.SIGSTOP)
-    took, stderr = job.end(timeout=WINDOW_S + STOP_GRACE_S + 30)
+    victim = job.pids()[HOLD_RANK]
+    os.kill(victim, signal.SIGSTOP)
+    stopped = time.monotonic()
+    stderr = job.end(timeout=WINDOW_S + STOP_GRACE_S + 30)
+    took = time.monotonic() - stopped
     last = stderr.strip().splitlines()[-1]
     assert last == (
-        f"nin train: error: worker rank {HOLD_RANK} (pid {job.pids[HOLD_RANK]}) sent no heartbeat for {WINDOW_S} s "
+        f"nin train: error: worker rank {HOLD_RANK} (pid {victim}) sent no heartbeat for {WINDOW_S} s "
         f"(NIN_HEARTBEAT_WINDOW_S): it is stopped (SIGSTOP, Ctrl-Z or a debugger); stopped the job. "
         f"The last checkpoint in {job.out} is intact: continue with the same command and --resume"
     ), stderr[-3000:]
