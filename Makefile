@@ -1,6 +1,8 @@
 # One-command setup and the two jobs the README opens with.
 #   make demo           set up the legacy environment (idempotent), then `nin compare`: the frameworks side by side
-#   make test           set up both environments (idempotent), then the whole suite in each; fails if either fails
+#   make test           set up both environments (idempotent), then the suite less its `slow` tests in each (what CI
+#                       runs); fails if either fails
+#   make test-slow      the `slow` tests only (the longer data-parallel checks), in both environments
 #
 # Two locked environments (DESIGN.md, "Environments"):
 #   .venv/          legacy:  all four frameworks; MXNet 1.9.1 needs NumPy < 2   (locks/legacy.txt)
@@ -15,8 +17,12 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 # The backends each environment must provide: in `make test` an unavailable one fails its tests instead of skipping.
 LEGACY_BACKENDS  := torch,tensorflow,jax,mxnet,onnxruntime
 CURRENT_BACKENDS := torch,tensorflow,jax,onnxruntime
+# A skip whose reason is not on the allow-list (tests/conftest.py, ALLOWED_SKIPS) fails the run.
+export NIN_STRICT_SKIPS := 1
+# `make test` deselects the `slow` tests; `make test-slow` runs only them (MARKS=slow).
+MARKS ?= not slow
 
-.PHONY: setup setup-current demo test test-legacy test-current conformance lint bench clean
+.PHONY: setup setup-current demo test test-slow test-legacy test-current conformance lint bench clean
 
 $(LEGACY)/.installed: pyproject.toml locks/legacy.txt
 	test -x $(LEGACY)/bin/python || $(PYTHON) -m venv $(LEGACY)
@@ -45,14 +51,17 @@ test: setup setup-current
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED in at least one environment (see above)" >&2; fi; \
 	exit $$rc
 
+test-slow:
+	@$(MAKE) --no-print-directory test MARKS=slow
+
 test-legacy: setup
 	@echo "== legacy environment ($(LEGACY)): $$($(LEGACY)/bin/python -c 'import numpy; print("numpy", numpy.__version__)')"
-	NIN_REQUIRE_BACKENDS=$(LEGACY_BACKENDS) $(LEGACY)/$(PYTEST); rc=$$?; \
+	NIN_REQUIRE_BACKENDS=$(LEGACY_BACKENDS) $(LEGACY)/$(PYTEST) -m "$(MARKS)"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no test ran" >&2; exit 1; fi; exit $$rc
 
 test-current: setup-current
 	@echo "== current environment ($(CURRENT)): $$($(CURRENT)/bin/python -c 'import numpy; print("numpy", numpy.__version__)')"
-	NIN_REQUIRE_BACKENDS=$(CURRENT_BACKENDS) $(CURRENT)/$(PYTEST); rc=$$?; \
+	NIN_REQUIRE_BACKENDS=$(CURRENT_BACKENDS) $(CURRENT)/$(PYTEST) -m "$(MARKS)"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no test ran" >&2; exit 1; fi; exit $$rc
 
 conformance: setup

@@ -7,17 +7,21 @@ import importlib
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, selected_backends
+from conftest import D2L_MISSING, backend_or_skip, selected_backends
 
 import nin
 
 
 def _book(backend_name: str):
+    """``nin.frameworks.<backend>.d2l_book``: a skip where the framework (``backend_or_skip``) or
+    the d2l package it imports is absent; any other error of the import, ours or d2l's, fails."""
     backend_or_skip(backend_name)
     try:
         return importlib.import_module(f"nin.frameworks.{backend_name}.d2l_book")
-    except ImportError as e:
-        pytest.skip(f"the d2l package does not import beside {backend_name} here: {e}")
+    except ModuleNotFoundError as e:
+        if e.name != "d2l":
+            raise
+        pytest.skip(D2L_MISSING)
 
 
 def _top_level_names(spec: nin.NiNSpec) -> list[str]:

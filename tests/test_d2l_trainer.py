@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import D2L_MISSING, available_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "d2l_trainer.py"
@@ -27,19 +28,11 @@ EPOCHS, SUBSET = 1, 4000
 MIN_VAL_ACC = 0.5
 
 
-def _skip_reason(framework: str) -> str | None:
-    if importlib.util.find_spec("d2l") is None:
-        return "the d2l package is not installed"
-    if importlib.util.find_spec(framework) is None:
-        return f"{framework} is not installed"
-    return None
-
-
 @pytest.mark.parametrize("framework", ["mxnet", "jax", "tensorflow"])
 def test_d2l_trainer_drives_native_nin(framework):
-    reason = _skip_reason(framework)
-    if reason:
-        pytest.skip(reason)
+    available_or_skip(framework)
+    if importlib.util.find_spec("d2l") is None:
+        pytest.skip(D2L_MISSING)
     env = dict(os.environ, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3")
     env.setdefault("OMP_NUM_THREADS", "1")
     done = subprocess.run(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import available_or_skip
 
 CODE = "import nin.heap as h; print(h.retain_freed_memory(), h.retain_freed_memory())"
 
@@ -30,7 +31,7 @@ def test_switched_off_by_the_environment():
 
 
 def test_the_torch_backend_sets_it():
-    pytest.importorskip("torch")
+    available_or_skip("torch")
     code = "import nin; nin.get_backend('torch'); import nin.heap as h; print(h._done)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
     assert out.stdout.strip().splitlines()[-1] == str(sys.platform == "linux")
@@ -39,10 +40,7 @@ def test_the_torch_backend_sets_it():
 @pytest.mark.parametrize("name", ["tensorflow", "jax", "mxnet"])
 def test_other_backends_leave_it_alone(name):
     """Only the backend that needs the setting applies it."""
-    from nin.frameworks import missing_modules
-
-    if missing_modules(name):
-        pytest.skip(f"backend {name} unavailable: {', '.join(missing_modules(name))} not installed")
+    available_or_skip(name)
     code = f"import nin; nin.get_backend({name!r}); import nin.heap as h; print(h._done)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
     assert out.stdout.strip().splitlines()[-1] == "None"

@@ -8,6 +8,7 @@ Forward and intermediates of onnxruntime on every zoo model are in the conforman
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,16 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch
+from conftest import available_or_skip, backend_or_skip, batch, required_backends, skip_or_fail
 
 import nin
+from nin import onnx as nin_onnx  # imports the onnx package only when called
 from nin import reference
 from nin.conformance import FORWARD_RTOL, max_rel_error
 from nin.errors import NinError, WeightsError
 
-onnx = pytest.importorskip("onnx", reason="nin.onnx needs the onnx package (pip install 'nin-suite[onnx]')")
-ort = pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs onnxruntime")
-from nin import onnx as nin_onnx  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def onnx_installed() -> None:
+    """Every test here needs onnx and onnxruntime, the onnxruntime runtime's requirements: a
+    skip naming what is missing, a failure where NIN_REQUIRE_BACKENDS lists onnxruntime."""
+    available_or_skip("onnxruntime")
 
 
 def _random_weights(spec: nin.NiNSpec, seed: int = 3) -> dict[str, np.ndarray]:
@@ -34,7 +39,10 @@ def _random_weights(spec: nin.NiNSpec, seed: int = 3) -> dict[str, np.ndarray]:
     return {k: (v + rng.normal(0, 0.05, v.shape)).astype(np.float32) for k, v in nin.init_weights(spec, seed).items()}
 
 
-def _session(model) -> ort.InferenceSession:
+def _session(model):
+    """An onnxruntime session on the CPU for an ONNX model, a file or an ``onnx.ModelProto``."""
+    import onnxruntime as ort
+
     data = model if isinstance(model, str | Path) else model.SerializeToString()
     return ort.InferenceSession(str(data) if isinstance(data, Path) else data, providers=["CPUExecutionProvider"])
 
@@ -186,9 +194,11 @@ EXPORTER_SPEC = nin.NiNSpec(
 def test_framework_onnx_exporter_runs_in_onnxruntime(name, tmp_path):
     """torch.onnx.export and tf2onnx on a model with a head (flatten order matters)."""
     adapter = backend_or_skip(name)
-    if name == "tensorflow":
-        pytest.importorskip("tf2onnx", reason="tf2onnx is not installed")
-    export = pytest.importorskip(f"nin.frameworks.{name}.export")
+    if name == "tensorflow" and importlib.util.find_spec("tf2onnx") is None:
+        skip_or_fail(
+            "tf2onnx, TensorFlow's ONNX exporter, is not installed: pip install 'nin-suite[onnx]'", "onnxruntime"
+        )
+    export = importlib.import_module(f"nin.frameworks.{name}.export")
     weights = _random_weights(EXPORTER_SPEC)
     net = adapter.build(EXPORTER_SPEC)
     adapter.load_state(net, weights)
@@ -204,7 +214,7 @@ def test_framework_onnx_exporter_runs_in_onnxruntime(name, tmp_path):
 @pytest.mark.parametrize("name", ["jax", "mxnet"])
 def test_missing_onnx_exporters_say_why(name, tmp_path):
     backend_or_skip(name)
-    export = pytest.importorskip(f"nin.frameworks.{name}.export")
+    export = importlib.import_module(f"nin.frameworks.{name}.export")
     with pytest.raises(nin.BackendUnavailable, match="nin export MODEL --format onnx"):
         export.export_onnx(None, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
@@ -226,12 +236,13 @@ def test_native_formats_reload_in_a_fresh_process(tmp_path):
     """Every format ``nin export`` writes, for every installed backend, on a model with a head;
     one subprocess reloads them all with the frameworks' own loaders (no nin-suite model code)."""
     from nin.export import export, formats
-    from nin.frameworks import missing_modules
+    from nin.frameworks import unavailable_reason
 
     spec, weights = EXPORTER_SPEC, _random_weights(EXPORTER_SPEC)
     cases = {}
     for fmt, owner in formats().items():
-        if missing_modules(owner or "onnxruntime"):
+        if reason := unavailable_reason(owner or "onnxruntime"):
+            assert (owner or "onnxruntime") not in required_backends(), f"format {fmt}: {reason}"
             continue
         out = export(spec, weights, fmt, tmp_path / f"model.{fmt}")
         assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name], "a temporary file was left behind"
