@@ -605,9 +605,10 @@ def test_killed_worker_stops_the_job_and_resume_ends_as_uninterrupted(backend, h
     victim = job.pids()[HOLD_RANK]
     os.kill(victim, signal.SIGKILL)
     stderr = job.end(timeout=60)
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith(f"nin train: error: worker rank {HOLD_RANK} (pid {victim}) was killed by SIGKILL"), last
-    assert last.endswith("continue with the same command and --resume"), last
+    # the launcher's error, followed by the victim's last lines of stderr where it wrote any
+    error = stderr[stderr.rindex("nin train: error: worker rank") :]
+    assert error.startswith(f"nin train: error: worker rank {HOLD_RANK} (pid {victim}) was killed by SIGKILL"), error
+    assert error.rstrip().endswith("continue with the same command and --resume"), error
     assert_job_ended(job, stderr)
     run_workers(backend, data_dir, job.out, FAULT_WORKERS, FAULT_BATCH, FAULT_EPOCHS, "--resume")
     final = load_checkpoint(job.out / "checkpoint.npz")
