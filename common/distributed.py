@@ -425,14 +425,16 @@ def _describe_exit(rank: int, pid: int, code: int, tail: list[str]) -> str:
 
 def _stop(procs: list[subprocess.Popen]) -> None:
     """SIGTERM every worker's process group (a worker's helpers too), then SIGKILL what is left
-    after ``STOP_GRACE_S``."""
-    for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+    after ``STOP_GRACE_S``.  A SIGCONT follows the SIGTERM, as a shell's ``kill`` sends it: a
+    stopped process would hold the SIGTERM pending until the SIGKILL."""
+    for signals, wait in (((signal.SIGTERM, signal.SIGCONT), STOP_GRACE_S), ((signal.SIGKILL,), STOP_GRACE_S)):
         for p in procs:
-            if p.poll() is None or sig == signal.SIGKILL:
-                try:
-                    os.killpg(p.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            for sig in signals:
+                if p.poll() is None or sig == signal.SIGKILL:
+                    try:
+                        os.killpg(p.pid, sig)
+                    except (ProcessLookupError, PermissionError):
+                        pass
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.1)

@@ -630,6 +630,9 @@ def test_stopped_worker_ends_the_job_within_the_heartbeat_window(backend, held_j
         f"(NIN_HEARTBEAT_WINDOW_S): it is stopped (SIGSTOP, Ctrl-Z or a debugger); stopped the job. "
         f"The last checkpoint in {job.out} is intact: continue with the same command and --resume"
     ), stderr[-3000:]
-    # its last heartbeat came at most HEARTBEAT_S before the stop; the others' stop takes at most STOP_GRACE_S
-    assert WINDOW_S - HEARTBEAT_S - 0.5 <= took <= WINDOW_S + STOP_GRACE_S, f"the job ended {took:.1f} s after the stop"
+    # its last heartbeat came at most HEARTBEAT_S before the stop; then every worker ends on its
+    # SIGTERM at once (the stopped one continued to take it), well before the SIGKILL of STOP_GRACE_S later
+    assert WINDOW_S - HEARTBEAT_S - 0.5 <= took <= WINDOW_S + STOP_GRACE_S / 2, (
+        f"the job ended {took:.1f} s after the stop"
+    )
     assert_job_ended(job, stderr)
