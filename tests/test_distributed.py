@@ -25,9 +25,9 @@ epoch-1 checkpoint:
 * rank 1 SIGKILLed: the job ends within 60 s naming rank 1 and the signal, no worker process
   is left, the checkpoint is epoch 1's, and ``--resume`` with two workers ends bit for bit
   where an uninterrupted run ends;
-* rank 1 SIGSTOPped: its heartbeat stops, and the launcher ends the job within the heartbeat
-  window (``NIN_HEARTBEAT_WINDOW_S``, 10 s here) plus the workers' stop, with one line naming
-  rank 1, the window and the stop; no worker process is left.
+* rank 1 SIGSTOPped: its heartbeat stops, and the launcher ends the job once the heartbeat
+  window (``NIN_HEARTBEAT_WINDOW_S``, 10 s here) has passed and within 5 s more, with one line
+  naming rank 1, the window and the stop; no worker process is left, the checkpoint is epoch 1's.
 
 What runs where: ``make test`` deselects ``slow`` (``-m "not slow"``); ``make test-slow`` (or
 ``pytest -m slow``) runs the rest.  In ``make test``: the framework-free checks, the parity and
@@ -187,18 +187,15 @@ class BoundedOracle(NumpyTrainer):
         }
 
 
-def assert_states_close(got: dict, want: dict, bounds: dict[str, dict[str, float]], what: str) -> list[str]:
-    """Every weight and momentum tensor within its bound; returns the measured error / bound per tensor."""
-    problems, ratios = [], []
+def assert_states_close(got: dict, want: dict, bounds: dict[str, dict[str, float]], what: str) -> None:
+    """Every weight and momentum tensor within its bound."""
+    problems = []
     for part in ("weights", "momentum"):
         for name, expected in want[part].items():
             error = float(np.abs(got[part][name] - expected).max())
-            bound = bounds[part][name]
-            ratios.append(f"{part} {name}: {error:.2g} / {bound:.2g}")
-            if not error <= bound:
-                problems.append(f"{part} {name}: max|Δ| = {error:.3g}, but should be ≤ {bound:.3g}")
+            if not error <= bounds[part][name]:
+                problems.append(f"{part} {name}: max|Δ| = {error:.3g}, but should be ≤ {bounds[part][name]:.3g}")
     assert not problems, f"{WORKERS} workers vs {what}:\n  " + "\n  ".join(problems)
-    return ratios
 
 
 def own_max_bounds(state: dict) -> dict[str, dict[str, float]]:
@@ -257,7 +254,7 @@ def test_the_parity_job_gives_a_rank_no_real_row():
     got = [0] * WORKERS
     for start in range(0, N_TRAIN, BATCH):
         for rank in range(WORKERS):
-            shard_x, shard_y, weight = local_shard(x[start : start + BATCH], y[start : start + BATCH], rank, WORKERS)
+            _, shard_y, weight = local_shard(x[start : start + BATCH], y[start : start + BATCH], rank, WORKERS)
             assert len(shard_y) == -(-len(y[start : start + BATCH]) // WORKERS), "every rank gets ⌈b/N⌉ rows"
             got[rank] += int(weight.sum())
     assert got == rows_per_rank(N_TRAIN, BATCH, WORKERS) == [28, 28, 27]
