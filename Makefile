@@ -1,6 +1,8 @@
 # One-command setup and the two jobs the README opens with.
 #   make demo           set up the legacy environment (idempotent), then `nin compare`: the frameworks side by side
-#   make test           set up both environments (idempotent), then the whole suite in each; fails if either fails
+#   make test           set up both environments (idempotent), then the suite less its `slow` tests in each (what CI
+#                       runs); fails if either fails
+#   make test-slow      the `slow` tests only (the longer data-parallel checks), in both environments
 #
 # Two locked environments (DESIGN.md, "Environments"):
 #   .venv/          legacy:  all four frameworks; MXNet 1.9.1 needs NumPy < 2   (locks/legacy.txt)
@@ -17,8 +19,12 @@ PYTEST   = bin/python -m pytest -q -p no:cacheprovider
 LEGACY_EXTRAS  := all dev
 CURRENT_EXTRAS := current dev
 comma := ,
+# A skip whose reason is not on the allow-list (tests/conftest.py, ALLOWED_SKIPS) fails the run.
+export NIN_STRICT_SKIPS := 1
+# `make test` deselects the `slow` tests; `make test-slow` runs only them (MARKS=slow).
+MARKS ?= not slow
 
-.PHONY: setup setup-current demo test test-legacy test-current conformance lint bench clean
+.PHONY: setup setup-current demo test test-slow test-legacy test-current conformance lint bench clean
 
 $(LEGACY)/.installed: pyproject.toml locks/legacy.txt
 	test -x $(LEGACY)/bin/python || $(PYTHON) -m venv $(LEGACY)
@@ -52,10 +58,13 @@ define run_suite
 	@echo "== $(1): $$($(1)/bin/python -c 'import numpy; print("numpy", numpy.__version__)')"
 	@required=$$($(1)/bin/nin backends --extra $(2)) && [ -n "$$required" ] || \
 	{ echo "make test: cannot read the backends $(1) must provide (nin backends --extra $(2))" >&2; exit 1; }; \
-	echo "NIN_REQUIRE_BACKENDS=$$required $(1)/$(PYTEST)"; \
-	NIN_REQUIRE_BACKENDS=$$required $(1)/$(PYTEST); rc=$$?; \
+	echo "NIN_REQUIRE_BACKENDS=$$required $(1)/$(PYTEST) -m \"$(MARKS)\""; \
+	NIN_REQUIRE_BACKENDS=$$required $(1)/$(PYTEST) -m "$(MARKS)"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no test ran" >&2; exit 1; fi; exit $$rc
 endef
+
+test-slow:
+	@$(MAKE) --no-print-directory test MARKS=slow
 
 test-legacy: setup
 	$(call run_suite,$(LEGACY),$(LEGACY_EXTRAS))

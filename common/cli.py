@@ -182,6 +182,9 @@ _RECIPE_FLAGS = {
 
 
 def _train(args) -> int:
+    from .distributed import start_heartbeat
+
+    start_heartbeat()  # in a worker started by --workers N: first, so that its launcher hears it while it loads
     from .data import load_dataset
     from .train import Recipe, TrainingInterrupted, fit, get_trainer, parse_seeds, run_seeds
     from .zoo import get_spec

@@ -6,10 +6,11 @@ Each backend's engine lives in ``frameworks/<name>/distributed.py`` (PyTorch DDP
 MXNet's ``dist_sync`` kvstore), with the same public names in all four:
 
 * ``initialize(cluster)`` joins the job (before any other framework operation);
-* ``Trainer(spec, recipe, cluster)`` is the ``nin.train.Trainer`` contract over the job:
-  ``step(x, y, lr)`` takes the *global* batch, trains on this worker's shard
-  (``local_shard``), lets the framework average the gradients and returns the global mean loss
-  and correct count; ``evaluate`` returns global sums; states are replicated;
+* ``Trainer(spec, recipe, cluster)`` is the ``nin.train.Trainer`` contract over the job, with
+  ``DataParallel`` mixed in: ``step(x, y, lr)`` takes the *global* batch, trains on this
+  worker's shard (``DataParallel.train_shard``), lets the framework average the gradients and
+  returns the global mean loss and correct count; ``evaluate`` returns global sums; states are
+  replicated; ``sum_over_workers`` adds numbers over the workers with the engine's collective;
 * ``shutdown()`` leaves the job.
 
     nin train --backend torch --model nin_tiny --data synthetic:3x16x16 --workers 2 --out runs/d
@@ -17,7 +18,13 @@ MXNet's ``dist_sync`` kvstore), with the same public names in all four:
 Semantics (docs/distributed.md): worker ``r`` of ``N`` trains on rows ``r·B/N … (r+1)·B/N``
 of the same seeded global batches one process reads; a last, smaller batch is padded to a
 multiple of ``N`` with rows of weight 0, so the averaged gradient is the one-process gradient
-of the mean loss; dropout is seeded from ``(seed, epoch, rank)``; only rank 0 writes.
+of the mean loss; dropout is seeded from ``(seed, epoch, rank)``; only rank 0 writes.  Each
+epoch's record (metrics and checkpoint) holds the world size and the real rows each rank
+trained on, summed over the workers by the engine (``DataParallel.epoch_record``).
+
+The local launcher (``launch``) watches its workers: one that exits, dies, or stops sending its
+heartbeat for ``heartbeat_window()`` seconds (stopped with SIGSTOP, or hung with the interpreter
+lock held) ends the job with an error naming its rank.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -52,6 +59,12 @@ FINISH_WINDOW_S = 60.0
 TAIL_LINES = 12
 # torchrun's variables, honoured when no --rank/--world-size/--coordinator flag is given.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# A launched worker writes a byte to the launcher every HEARTBEAT_S seconds (from a thread, so
+# while it waits in a collective too); one silent for the window ends the job.
+HEARTBEAT_S = 1.0
+HEARTBEAT_WINDOW_S = 30.0
+HEARTBEAT_FD = "NIN_HEARTBEAT_FD"  # the pipe's write end, set by the launcher for each worker
+HEARTBEAT_WINDOW_ENV = "NIN_HEARTBEAT_WINDOW_S"
 
 
 class DistributedError(NinError, RuntimeError):
@@ -165,19 +178,53 @@ def local_shard(x: np.ndarray, y: np.ndarray, rank: int, world_size: int) -> tup
 
 def evaluate_shard(
     evaluate: Callable[[np.ndarray, np.ndarray], tuple[float, int]],
-    reduce_sum: Callable[[float, float], tuple[float, float]],
+    sum_over_workers: Callable[[Sequence[float]], list[float]],
     x: np.ndarray,
     y: np.ndarray,
     cluster: Cluster,
 ) -> tuple[float, int]:
     """(summed loss, correct) of a global evaluation batch over all workers: each worker runs the
     single-process ``evaluate`` on its real rows (``local_shard``'s padding left out) and
-    ``reduce_sum`` adds the workers' results with the engine's own collective."""
+    ``sum_over_workers`` adds the workers' results with the engine's own collective."""
     x, y, weight = local_shard(x, y, cluster.rank, cluster.world_size)
     real = int(weight.sum())
     loss_sum, correct = evaluate(x[:real], y[:real]) if real else (0.0, 0)
-    loss_sum, correct = reduce_sum(loss_sum, correct)
+    loss_sum, correct = sum_over_workers([loss_sum, correct])
     return loss_sum, round(correct)
+
+
+class DataParallel:
+    """What the four engines' ``Trainer`` classes share (mixed in before the backend's
+    single-process ``Trainer``): this worker's shard of a training batch, its real rows counted,
+    and the job's part of each epoch's record.  A subclass sets ``cluster`` and implements
+    ``sum_over_workers`` with its engine's collective."""
+
+    cluster: Cluster
+    _rows = 0
+
+    def sum_over_workers(self, values: Sequence[float]) -> list[float]:
+        """``values`` summed element-wise over every worker of the job (each calls it at the same
+        point), with the engine's own collective; exact for integers below 2²⁴."""
+        raise NotImplementedError
+
+    def train_shard(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``local_shard`` of a global training batch for this worker, counting its real rows."""
+        x, y, weight = local_shard(x, y, self.cluster.rank, self.cluster.world_size)
+        self._rows += int(weight.sum())
+        return x, y, weight
+
+    def epoch_record(self) -> dict[str, Any]:
+        """What ``nin.train.fit`` adds to an epoch's record (metrics.jsonl and the checkpoint):
+        ``world_size`` and ``rows_per_rank``, the real training rows each rank took since the
+        last call.  Every worker puts its own count at its rank's place and the engine sums the
+        vectors, so the list reaches rank 0 only through the job itself."""
+        counts = [0.0] * self.cluster.world_size
+        counts[self.cluster.rank] = float(self._rows)
+        self._rows = 0
+        return {
+            "world_size": self.cluster.world_size,
+            "rows_per_rank": [round(c) for c in self.sum_over_workers(counts)],
+        }
 
 
 def engine(backend: str) -> ModuleType:
@@ -241,6 +288,75 @@ def _fit_worker(eng: ModuleType, spec, dataset, recipe, out_dir, cluster: Cluste
 
 
 # -- the local launcher ---------------------------------------------------------------------
+
+
+def heartbeat_window(env: dict[str, str] | None = None) -> float:
+    """How long the launcher lets a worker go without a heartbeat: ``NIN_HEARTBEAT_WINDOW_S``
+    seconds, by default ``HEARTBEAT_WINDOW_S``."""
+    env = os.environ if env is None else env
+    text = env.get(HEARTBEAT_WINDOW_ENV)
+    if text is None:
+        return HEARTBEAT_WINDOW_S
+    try:
+        window = float(text)
+    except ValueError:
+        window = float("nan")
+    if not window >= 2 * HEARTBEAT_S:
+        raise DistributedError(
+            f"{HEARTBEAT_WINDOW_ENV} must be a number of seconds ≥ {2 * HEARTBEAT_S:.0f} (the heartbeat comes every "
+            f"{HEARTBEAT_S:.0f} s); got {text!r}. Unset it for the default {HEARTBEAT_WINDOW_S:.0f} s"
+        )
+    return window
+
+
+def start_heartbeat() -> None:
+    """In a worker started by ``launch``: write a byte to the launcher's pipe every
+    ``HEARTBEAT_S`` seconds from a daemon thread, until the launcher closes it.  The thread
+    needs the interpreter only between sleeps, so it beats while the worker waits in a
+    collective (the engines release the interpreter lock there); a stopped process, or one
+    that holds the lock, falls silent.  Does nothing outside a launched worker."""
+    fd = os.environ.pop(HEARTBEAT_FD, None)  # popped: a worker's own children do not hold the pipe
+    if fd is None:
+        return
+    os.set_blocking(int(fd), False)
+
+    def beat() -> None:
+        while True:
+            try:
+                os.write(int(fd), b".")
+            except BlockingIOError:  # the launcher reads every 0.2 s; a full pipe means it is busy
+                pass
+            except OSError:  # the launcher is gone
+                return
+            time.sleep(HEARTBEAT_S)
+
+    threading.Thread(target=beat, name="nin-heartbeat", daemon=True).start()
+
+
+def _heartbeat_came(fd: int) -> bool:
+    """Whether the worker wrote to its heartbeat pipe since the last look (the pipe emptied)."""
+    came = False
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return came
+        if not chunk:  # the worker's end is closed: it has ended; its exit code says how
+            return came
+        came = True
+
+
+def _describe_silence(rank: int, pid: int, window: float) -> str:
+    """One line on a worker that sent no heartbeat for ``window`` seconds, with its state."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        state = ""
+    if state in ("T", "t"):
+        how = "it is stopped (SIGSTOP, Ctrl-Z or a debugger)"
+    else:
+        how = f"it is hung (process state {state or 'unknown'}: a call that holds the interpreter lock, or no CPU time)"
+    return f"worker rank {rank} (pid {pid}) sent no heartbeat for {window:.0f} s ({HEARTBEAT_WINDOW_ENV}): {how}"
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -307,14 +423,16 @@ def _describe_exit(rank: int, pid: int, code: int, tail: list[str]) -> str:
 
 def _stop(procs: list[subprocess.Popen]) -> None:
     """SIGTERM every worker's process group (a worker's helpers too), then SIGKILL what is left
-    after ``STOP_GRACE_S``."""
-    for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+    after ``STOP_GRACE_S``.  A SIGCONT follows the SIGTERM, as a shell's ``kill`` sends it: a
+    stopped process would hold the SIGTERM pending until the SIGKILL."""
+    for signals, wait in (((signal.SIGTERM, signal.SIGCONT), STOP_GRACE_S), ((signal.SIGKILL,), STOP_GRACE_S)):
         for p in procs:
-            if p.poll() is None or sig == signal.SIGKILL:
-                try:
-                    os.killpg(p.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            for sig in signals:
+                if p.poll() is None or sig == signal.SIGKILL:
+                    try:
+                        os.killpg(p.pid, sig)
+                    except (ProcessLookupError, PermissionError):
+                        pass
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.1)
@@ -325,15 +443,20 @@ def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str |
     ``--world-size`` and a free ``--coordinator`` port; return 0 when all of them succeed.
 
     The split is checked before any process starts.  The workers' stderr reaches ours line by
-    line.  When a worker fails or dies the others are stopped (SIGTERM, then SIGKILL after
-    ``STOP_GRACE_S``) and the error names its rank, how it ended and the last ``TAIL_LINES``
-    lines of its stderr; the last checkpoint, written atomically by rank 0, stays as it was."""
+    line.  When a worker fails or dies, or sends no heartbeat for ``heartbeat_window()`` seconds
+    (stopped, or hung), the others are stopped (SIGTERM, then SIGKILL after ``STOP_GRACE_S``)
+    and the error names its rank and how it ended (a failed worker's last ``TAIL_LINES`` lines
+    of stderr too); the last checkpoint, written atomically by rank 0, stays as it was."""
     check_split(batch_size, workers)
+    window = heartbeat_window()
     ports = free_ports(workers + 1, host)
     peers = ",".join(f"{host}:{p}" for p in ports[1:])
     procs: list[subprocess.Popen] = []
     tails: list[_StderrTail] = []
+    beats: list[int] = []  # the read end of each worker's heartbeat pipe
+    heard: list[float] = []  # when each worker was last heard (or started)
     finished: float | None = None
+    resume = f"The last checkpoint in {out_dir} is intact: continue with the same command and --resume"
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for rank in range(workers):
@@ -341,25 +464,44 @@ def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str |
                 sys.executable, "-m", "nin.cli", "train", *worker_args,
                 "--rank", str(rank), "--world-size", str(workers), "--coordinator", f"{host}:{ports[0]}",
             ]  # fmt: skip
-            env = dict(os.environ, NIN_PEERS=peers)
-            procs.append(subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE))
+            read_end, write_end = os.pipe()
+            os.set_blocking(read_end, False)
+            beats.append(read_end)
+            env = dict(os.environ, NIN_PEERS=peers, **{HEARTBEAT_FD: str(write_end)})
+            try:
+                procs.append(
+                    subprocess.Popen(
+                        command, env=env, start_new_session=True, stderr=subprocess.PIPE, pass_fds=(write_end,)
+                    )
+                )
+            finally:
+                os.close(write_end)
+            heard.append(time.monotonic())
             tails.append(_StderrTail(procs[-1].stderr))
         while True:
+            now = time.monotonic()
+            heard = [now if _heartbeat_came(fd) else last for fd, last in zip(beats, heard, strict=True)]
             codes = [p.poll() for p in procs]
-            failed = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0)]
+            # a worker killed by a signal first: its peers then fail too, with status 2
+            failed = sorted(((rank, code) for rank, code in enumerate(codes) if code not in (None, 0)), key=_by_signal)
             if failed:
                 rank, code = failed[0]
                 _stop(procs)
                 raise DistributedError(
                     f"{_describe_exit(rank, procs[rank].pid, code, tails[rank].last_lines())}"
-                    f"Stopped the other workers. The last checkpoint in {out_dir} is intact: "
-                    f"continue with the same command and --resume"
+                    f"Stopped the other workers. {resume}"
                 )
+            silent = [rank for rank, code in enumerate(codes) if code is None and now - heard[rank] > window]
+            if silent:
+                rank = min(silent, key=heard.__getitem__)
+                message = _describe_silence(rank, procs[rank].pid, window)
+                _stop(procs)
+                raise DistributedError(f"{message}; stopped the job. {resume}")
             if all(code == 0 for code in codes):
                 return 0
             if finished is None and 0 in codes:
-                finished = time.monotonic()
-            if finished is not None and time.monotonic() - finished > FINISH_WINDOW_S:
+                finished = now
+            if finished is not None and now - finished > FINISH_WINDOW_S:
                 late = [rank for rank, code in enumerate(codes) if code is None]
                 _stop(procs)
                 raise DistributedError(
@@ -374,6 +516,13 @@ def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str |
         signal.signal(signal.SIGTERM, previous)
         if any(p.poll() is None for p in procs):
             _stop(procs)
+        for fd in beats:
+            os.close(fd)
+
+
+def _by_signal(failure: tuple[int, int]) -> bool:
+    """Sort key of (rank, exit code): a death by a signal (code < 0) before an exit with a status."""
+    return failure[1] > 0
 
 
 def _interrupt(signum: int, frame) -> None:

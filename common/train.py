@@ -532,7 +532,8 @@ def fit(
 
     After each epoch it evaluates on the test set and writes, in ``out_dir``:
     ``metrics.jsonl`` (one JSON line per epoch: epoch, train_loss, train_acc, test_loss,
-    test_acc, seconds and examples_per_s of the training pass, lr of the epoch's last step),
+    test_acc, seconds and examples_per_s of the training pass, lr of the epoch's last step,
+    world_size and rows_per_rank: the number of workers and the real rows each trained on),
     ``curves.png`` (where matplotlib is installed: ``nin-suite[progress]``; else a one-line
     note says it is skipped), and ``checkpoint.npz`` (see ``save_checkpoint``), each atomically.
     Then it calls ``on_epoch(record, trainer)``.
@@ -607,6 +608,12 @@ def fit(
                 "seconds": seconds,
                 "lr": lr,
                 "examples_per_s": seen / seconds,
+                # the job's workers: nin.distributed.DataParallel.epoch_record, or this one process
+                **(
+                    trainer.epoch_record()
+                    if hasattr(trainer, "epoch_record")
+                    else {"world_size": 1, "rows_per_rank": [seen]}
+                ),
             }
             history.append(record)
             last_state, done = trainer.export_state(), epoch + 1

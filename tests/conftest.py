@@ -3,11 +3,18 @@ the oracle's cases are ``nin.checks``' (cached there).
 
 ``NIN_REQUIRE_BACKENDS=torch,tensorflow,jax,mxnet`` (CI sets it per environment) turns the
 skip of a listed backend that is not installed into a failure naming what is missing, so a
-CI run cannot pass with a backend silently absent."""
+CI run cannot pass with a backend silently absent.
+
+``NIN_STRICT_SKIPS=1`` (the Makefile's test targets, so CI, set it) turns every skip whose
+reason is not on ``ALLOWED_SKIPS`` into a failure naming the test and its reason; every run
+ends with the skips counted by reason."""
 
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
+from typing import NoReturn
 
 import pytest
 
@@ -42,17 +49,32 @@ def required_backends() -> list[str]:
     return [b for b in os.environ.get("NIN_REQUIRE_BACKENDS", "").split(",") if b]
 
 
-def backend_or_skip(name: str):
-    """The adapter, or a skip naming why it cannot run — a failure instead where the backend
-    is listed in ``NIN_REQUIRE_BACKENDS``.  An installed backend that fails to import is a
-    failure, not a skip."""
+# the d2l book's package (tests/test_d2l_*.py): `make setup` installs it with --no-deps
+D2L_MISSING = "the d2l package is not installed (make setup installs it: pip install --no-deps d2l)"
+
+
+def skip_or_fail(reason: str, backend: str) -> NoReturn:
+    """Skip with ``reason`` — or fail with it where ``NIN_REQUIRE_BACKENDS`` lists ``backend``,
+    the backend that needs what is missing."""
+    if backend in required_backends():
+        pytest.fail(f"{reason}; NIN_REQUIRE_BACKENDS={os.environ['NIN_REQUIRE_BACKENDS']} requires it")
+    pytest.skip(reason)
+
+
+def available_or_skip(name: str) -> None:
+    """Nothing where backend ``name`` can run here; else a skip naming why (the registry's
+    reason), a failure where it is listed in ``NIN_REQUIRE_BACKENDS``.  Imports no framework."""
     from nin.frameworks import unavailable_reason
 
     reason = unavailable_reason(name)
     if reason:
-        if name in required_backends():
-            pytest.fail(f"{reason}; NIN_REQUIRE_BACKENDS={os.environ['NIN_REQUIRE_BACKENDS']} requires it")
-        pytest.skip(reason)
+        skip_or_fail(reason, name)
+
+
+def backend_or_skip(name: str):
+    """The adapter, or ``available_or_skip``'s skip or failure.  An installed backend that fails
+    to import is a failure, not a skip."""
+    available_or_skip(name)
     return nin.get_backend(name)
 
 
@@ -103,6 +125,66 @@ def pytest_collection_modifyitems(config, items):
     if fuzz:
         config.hook.pytest_deselected(items=fuzz)
         items[:] = [item for item in items if not item.get_closest_marker("fuzz")]
+
+
+# -- skips that are chosen -------------------------------------------------------------------
+
+# The only reasons a test may skip under NIN_STRICT_SKIPS=1 (CI), each with the pattern its
+# reason starts with: a GPU test on a machine without one, and MXNet, whose last release needs
+# NumPy < 2, in the current environment (the registry's reason, nin.frameworks.unavailable_reason).
+ALLOWED_SKIPS = {
+    "no GPU visible": re.compile(r"no GPU visible\b"),
+    "MXNet under NumPy 2": re.compile(r"backend 'mxnet' needs NumPy < 2\b"),
+}
+
+
+def allowed_skip(reason: str) -> str | None:
+    """The name of the ``ALLOWED_SKIPS`` entry ``reason`` falls under, or None."""
+    return next((name for name, pattern in ALLOWED_SKIPS.items() if pattern.match(reason)), None)
+
+
+def skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The reason of a skipped report, as ``pytest.skip`` was given it."""
+    text = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+def _refuse_unchosen_skip(report, what: str) -> None:
+    """Under ``NIN_STRICT_SKIPS=1``, turn a skip whose reason is not allowed into a failure."""
+    if os.environ.get("NIN_STRICT_SKIPS") != "1" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = skip_reason(report)
+    if allowed_skip(reason) is None:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{what} skipped with a reason that is not on the allow-list (tests/conftest.py ALLOWED_SKIPS: "
+            f"{'; '.join(ALLOWED_SKIPS)}), and NIN_STRICT_SKIPS=1 makes that a failure: {reason}"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _refuse_unchosen_skip(report, item.nodeid)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    _refuse_unchosen_skip(report, f"{collector.nodeid} (all of it, at collection)")
+    return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The skips of the run counted by reason: by allow-list entry, or in full."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if not hasattr(r, "wasxfail")]
+    if not skipped:
+        return
+    counts = Counter(allowed_skip(skip_reason(r)) or f"not on the allow-list: {skip_reason(r)}" for r in skipped)
+    terminalreporter.write_sep("-", f"{len(skipped)} skipped, by reason")
+    for reason, count in counts.most_common():
+        terminalreporter.write_line(f"{count:5d}  {reason}")
 
 
 @pytest.fixture(params=selected_backends())

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jupytext  # the dev extra's: a missing one fails the run rather than skipping its tests
+import nbformat
 import pytest
 
 import nin
@@ -149,8 +151,6 @@ def test_tutorial_runs_without_frameworks(name, tmp_path):
 
 @pytest.mark.parametrize("name", TUTORIALS)
 def test_tutorial_converts_to_notebook(name):
-    jupytext = pytest.importorskip("jupytext")
-    nbformat = pytest.importorskip("nbformat")
     notebook = jupytext.read(DOCS / name)
     kinds = [cell.cell_type for cell in notebook.cells]
     assert kinds[0] == "markdown" and "code" in kinds, f"docs/{name}: expected a title cell, then code"

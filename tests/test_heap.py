@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import available_or_skip
 
 from nin.frameworks import list_runtimes
 
@@ -32,7 +33,7 @@ def test_switched_off_by_the_environment():
 
 
 def test_the_torch_backend_sets_it():
-    pytest.importorskip("torch")
+    available_or_skip("torch")
     code = "import nin; nin.get_backend('torch'); import nin.heap as h; print(h._done)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
     assert out.stdout.strip().splitlines()[-1] == str(sys.platform == "linux")
@@ -41,11 +42,7 @@ def test_the_torch_backend_sets_it():
 @pytest.mark.parametrize("name", [name for name in list_runtimes() if name != "torch"])
 def test_other_backends_leave_it_alone(name):
     """Only the backend that needs the setting applies it."""
-    from nin.frameworks import unavailable_reason
-
-    reason = unavailable_reason(name)
-    if reason:
-        pytest.skip(reason)
+    available_or_skip(name)
     code = f"import nin; nin.get_backend({name!r}); import nin.heap as h; print(h._done)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
     assert out.stdout.strip().splitlines()[-1] == "None"

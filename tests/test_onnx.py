@@ -15,17 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip, batch, part_or_skip
+from conftest import available_or_skip, backend_or_skip, batch, part_or_skip, required_backends
 
 import nin
+from nin import onnx as nin_onnx  # imports the onnx package only when called
 from nin import reference
 from nin.conformance import FORWARD_RTOL, max_rel_error
 from nin.errors import NinError, WeightsError
 from nin.frameworks import backend_record, backends_with_part, list_backends
 
-onnx = pytest.importorskip("onnx", reason="nin.onnx needs the onnx package (pip install 'nin-suite[onnx]')")
-ort = pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs onnxruntime")
-from nin import onnx as nin_onnx  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def onnx_installed() -> None:
+    """Every test here needs onnx and onnxruntime, the onnxruntime runtime's requirements: a
+    skip naming what is missing, a failure where NIN_REQUIRE_BACKENDS lists onnxruntime."""
+    available_or_skip("onnxruntime")
 
 
 def _random_weights(spec: nin.NiNSpec, seed: int = 3) -> dict[str, np.ndarray]:
@@ -34,7 +38,10 @@ def _random_weights(spec: nin.NiNSpec, seed: int = 3) -> dict[str, np.ndarray]:
     return {k: (v + rng.normal(0, 0.05, v.shape)).astype(np.float32) for k, v in nin.init_weights(spec, seed).items()}
 
 
-def _session(model) -> ort.InferenceSession:
+def _session(model):
+    """An onnxruntime session on the CPU for an ONNX model, a file or an ``onnx.ModelProto``."""
+    import onnxruntime as ort
+
     data = model if isinstance(model, str | Path) else model.SerializeToString()
     return ort.InferenceSession(str(data) if isinstance(data, Path) else data, providers=["CPUExecutionProvider"])
 
@@ -169,6 +176,7 @@ def test_save_model_is_atomic_and_validates_first(tmp_path):
 
 def test_onnxruntime_backend_is_inference_only():
     from nin.frameworks import backend_trains, list_runtimes
+    from nin.train import Recipe, get_trainer
 
     assert "onnxruntime" in list_runtimes() and "onnxruntime" not in list_backends()
     assert not backend_trains("onnxruntime") and backend_trains("torch")
@@ -181,7 +189,7 @@ def test_onnxruntime_backend_is_inference_only():
     with pytest.raises(NinError, match="inference only"):
         adapter.loss_and_grads(net, x, np.array([0, 1]))
     with pytest.raises(NinError, match="inference only"):
-        nin.train.get_trainer("onnxruntime", spec, nin.train.Recipe())
+        get_trainer("onnxruntime", spec, Recipe())
 
 
 def test_onnxruntime_state_roundtrip_and_other_sizes():
@@ -260,12 +268,13 @@ def test_native_formats_reload_in_a_fresh_process(tmp_path):
     """Every format ``nin export`` writes, for every installed backend, on a model with a head;
     one subprocess reloads them all with the frameworks' own loaders (no nin-suite model code)."""
     from nin.export import export, formats
-    from nin.frameworks import missing_modules
+    from nin.frameworks import unavailable_reason
 
     spec, weights = EXPORTER_SPEC, _random_weights(EXPORTER_SPEC)
     cases = {}
     for fmt, owner in formats().items():
-        if missing_modules(owner or "onnxruntime"):
+        if reason := unavailable_reason(owner or "onnxruntime"):
+            assert (owner or "onnxruntime") not in required_backends(), f"format {fmt}: {reason}"
             continue
         out = export(spec, weights, fmt, tmp_path / f"model.{fmt}")
         assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name], "a temporary file was left behind"

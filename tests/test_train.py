@@ -21,7 +21,9 @@ from nin.data import synthetic
 from nin.spec import Conv, GlobalAvgPool, NiNBlock, NiNSpec
 from nin.train import NumpyTrainer, Recipe, fit, lr_at, sgd_reference
 
-METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "lr", "examples_per_s"}
+# the last two describe the job: one process here, several in tests/test_distributed.py
+METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "lr", "examples_per_s",
+               "world_size", "rows_per_rank"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -177,14 +179,16 @@ def uninterrupted(tiny, tmp_path_factory):
     return trainer, fit(trainer, data, _recipe(), out, progress=False), out
 
 
-def test_outputs(uninterrupted):
+def test_outputs(uninterrupted, tiny):
     trainer, history, out = uninterrupted
+    tiny_data = tiny[1]
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert lines == history and [r["epoch"] for r in lines] == [1, 2, 3]
     for r in lines:
         assert set(r) == METRIC_KEYS
         assert 0 <= r["train_acc"] <= 1 and 0 <= r["test_acc"] <= 1
         assert r["train_loss"] > 0 and r["test_loss"] > 0 and r["seconds"] > 0 and r["examples_per_s"] > 0
+        assert (r["world_size"], r["rows_per_rank"]) == (1, [len(tiny_data.y_train)])
     assert lines[0]["lr"] == pytest.approx(0.05)  # half-epoch warmup done by the end of epoch 1
 
     from PIL import Image

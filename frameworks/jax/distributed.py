@@ -16,15 +16,17 @@ mesh holds the CUDA devices of every process (``device="gpu"``); the code is the
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import jax
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import nin
-from nin.distributed import Cluster, DistributedError, local_shard
+from nin.distributed import Cluster, DataParallel, DistributedError, local_shard
 from nin.train import Recipe, spec_for
 
 from . import train
@@ -63,7 +65,7 @@ def _local(tree):
     return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
 
 
-class Trainer(train.Trainer):
+class Trainer(DataParallel, train.Trainer):
     """The ``nin.train.Trainer`` contract over a job: ``step`` and ``evaluate`` take global
     batches; the parameters and the momentum are global arrays, replicated over the mesh."""
 
@@ -87,8 +89,12 @@ class Trainer(train.Trainer):
         super().begin_epoch(epoch)
         self._key = self.model.key
 
-    def _shard(self, x: np.ndarray, y: np.ndarray):
-        x, y, weight = local_shard(x, y, self.cluster.rank, self.cluster.world_size)
+    def sum_over_workers(self, values: Sequence[float]) -> list[float]:
+        """``values`` gathered from every process (``multihost_utils.process_allgather``, a
+        jitted all-gather over the mesh) and summed; float32, as JAX computes by default."""
+        return multihost_utils.process_allgather(np.asarray(values, np.float32)).sum(axis=0).tolist()
+
+    def _global_batch(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray):
         x = nin.check_input(self.spec, x)
         y = nin.check_labels(self.spec, y, len(x)).astype(np.int32)
         return (self._global(a, self._sharded) for a in (x, y, weight))
@@ -96,7 +102,7 @@ class Trainer(train.Trainer):
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
         """One step on the global batch, sharded over the mesh; (its mean loss, correct)."""
         n = np.float32(len(y))
-        x, labels, weight = self._shard(x, y)
+        x, labels, weight = self._global_batch(*self.train_shard(x, y))
         self._key, dropout_key = jax.random.split(self._key)
         scalars = [self._global(v, self._replicated) for v in (n, np.float32(lr), jax.random.key_data(dropout_key))]
         self.model.params, self._opt_state, loss, correct = _train_step(
@@ -114,7 +120,7 @@ class Trainer(train.Trainer):
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """Evaluation mode on the sharded batch; (summed loss, correct) over all workers."""
-        x, labels, weight = self._shard(x, y)
+        x, labels, weight = self._global_batch(*local_shard(x, y, self.cluster.rank, self.cluster.world_size))
         loss_sum, correct = _local(_evaluate(self.model.module, self.model.params, x, labels, weight))
         return float(loss_sum), round(float(correct))
 

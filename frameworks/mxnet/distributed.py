@@ -21,13 +21,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
 import nin
-from nin.distributed import Cluster, DistributedError, evaluate_shard, local_shard
+from nin.distributed import Cluster, DataParallel, DistributedError, evaluate_shard
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
@@ -74,7 +75,7 @@ def shutdown(timeout_s: float = 30.0) -> None:
     _state["helpers"].clear()
 
 
-class Trainer(train.Trainer):
+class Trainer(DataParallel, train.Trainer):
     """The ``nin.train.Trainer`` contract over a job: ``step`` and ``evaluate`` take global
     batches; every worker holds the same weights and momentum."""
 
@@ -91,26 +92,31 @@ class Trainer(train.Trainer):
         self._trainer._init_kvstore()
         self._trainer._init_params()
         mx.nd.waitall()
-        self._metrics_key = len(params)
-        self._kv.init(self._metrics_key, mx.nd.zeros(2))
+        # sum_over_workers' kvstore keys, one per vector length, numbered after the parameters'
+        self._first_sum_key, self._sum_keys = len(params), {}
 
     def begin_epoch(self, epoch: int) -> None:
         """Dropout masks differ between workers: seeded from ``(seed, epoch, rank)``."""
         mx.random.seed(derive_seed(self.recipe.seed, epoch, self.cluster.rank), ctx=self._ctx)
 
-    def _sum(self, loss: float, correct: float) -> tuple[float, float]:
-        """Both numbers summed over the workers (pushed to the server, pulled back)."""
-        self._kv.push(self._metrics_key, mx.nd.array([loss, correct]))
-        total = mx.nd.zeros(2)
-        self._kv.pull(self._metrics_key, out=total)
-        loss, correct = total.asnumpy().tolist()
-        return loss, correct
+    def sum_over_workers(self, values: Sequence[float]) -> list[float]:
+        """``values`` summed over the workers: pushed to the server, which adds the workers'
+        pushes, and pulled back.  A length seen for the first time gets its own key (its
+        ``init`` is a barrier of all workers, who all call this at the same point)."""
+        size = len(values)
+        if size not in self._sum_keys:
+            self._sum_keys[size] = self._first_sum_key + len(self._sum_keys)
+            self._kv.init(self._sum_keys[size], mx.nd.zeros(size))
+        self._kv.push(self._sum_keys[size], mx.nd.array(values))
+        total = mx.nd.zeros(size)
+        self._kv.pull(self._sum_keys[size], out=total)
+        return total.asnumpy().tolist()
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
         """One step on this worker's shard of the global batch; the gradient is the sum of
         every worker's ``Σ weight·loss / n``."""
         n = len(y)
-        x, y, weight = local_shard(x, y, self.cluster.rank, self.cluster.world_size)
+        x, y, weight = self.train_shard(x, y)
         x, y, target = self._batch(x, y)
         weight = mx.nd.array(weight, ctx=self._ctx)
         with mx.autograd.record(train_mode=True):
@@ -121,9 +127,9 @@ class Trainer(train.Trainer):
         self._trainer.set_learning_rate(lr)
         self._trainer.step(1)
         right = float((weight.asnumpy() * (logits.argmax(axis=1).asnumpy().astype(np.int64) == y)).sum())
-        loss_sum, correct = self._sum(float(losses.sum().asscalar()), right)
+        loss_sum, correct = self.sum_over_workers([float(losses.sum().asscalar()), right])
         return loss_sum / n, round(correct)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """This worker's shard in evaluation mode; (summed loss, correct) over all workers."""
-        return evaluate_shard(super().evaluate, self._sum, x, y, self.cluster)
+        return evaluate_shard(super().evaluate, self.sum_over_workers, x, y, self.cluster)

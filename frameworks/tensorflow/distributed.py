@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 import nin
-from nin.distributed import Cluster, DistributedError, local_shard
+from nin.distributed import Cluster, DataParallel, DistributedError, local_shard
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
@@ -56,7 +57,7 @@ def shutdown() -> None:
     _state["strategy"] = None
 
 
-class Trainer(train.Trainer):
+class Trainer(DataParallel, train.Trainer):
     """The ``nin.train.Trainer`` contract over a job: ``step`` and ``evaluate`` take global
     batches; the weights and momentum slots are mirrored variables."""
 
@@ -69,26 +70,32 @@ class Trainer(train.Trainer):
             super().__init__(model, recipe)
         self._step_fn = tf.function(self._replicated_step)
         self._evaluate_fn = tf.function(self._replicated_evaluate)
+        self._sum_fn = tf.function(lambda values: self._reduce([self.strategy.run(tf.identity, args=(values,))])[0])
 
     def begin_epoch(self, epoch: int) -> None:
         """Dropout masks differ between workers: seeded from ``(seed, epoch, rank)``."""
         for k, generator in enumerate(self._seed_generators):
             generator.state.assign(np.array([derive_seed(self.recipe.seed, epoch, self.cluster.rank, k), 0], np.int64))
 
-    def _shard(self, x: np.ndarray, y: np.ndarray):
-        x, y, weight = local_shard(x, y, self.cluster.rank, self.cluster.world_size)
+    def sum_over_workers(self, values: Sequence[float]) -> list[float]:
+        """``values`` summed over the workers by the strategy's all-reduce (``strategy.reduce``), in float64."""
+        return self._sum_fn(tf.constant(values, tf.float64)).numpy().tolist()
+
+    def _native(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray):
         x = native_input(self.model, x)
         return tf.constant(x), tf.constant(native_labels(self.model, y, len(x))), tf.constant(weight)
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
         """One step on this worker's shard of the global batch; (the global mean loss, correct)."""
         n = len(y)
-        loss_sum, correct = self._step_fn(*self._shard(x, y), tf.constant(np.float32(n)), tf.constant(np.float32(lr)))
+        shard = self._native(*self.train_shard(x, y))
+        loss_sum, correct = self._step_fn(*shard, tf.constant(np.float32(n)), tf.constant(np.float32(lr)))
         return float(loss_sum) / n, round(float(correct))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """Evaluation mode on this worker's shard; (summed loss, correct) over all workers."""
-        loss_sum, correct = self._evaluate_fn(*self._shard(x, y))
+        shard = self._native(*local_shard(x, y, self.cluster.rank, self.cluster.world_size))
+        loss_sum, correct = self._evaluate_fn(*shard)
         return float(loss_sum), round(float(correct))
 
     def _replicated_step(self, x, labels, weight, n, lr):

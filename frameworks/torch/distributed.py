@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import nin
-from nin.distributed import Cluster, DistributedError, evaluate_shard, local_shard
+from nin.distributed import Cluster, DataParallel, DistributedError, evaluate_shard
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
@@ -104,7 +105,7 @@ def shutdown() -> None:
     dist.destroy_process_group()
 
 
-class Trainer(train.Trainer):
+class Trainer(DataParallel, train.Trainer):
     """The ``nin.train.Trainer`` contract over a job: ``step`` and ``evaluate`` take global
     batches; every worker holds the same weights and momentum."""
 
@@ -117,7 +118,8 @@ class Trainer(train.Trainer):
         """Dropout masks differ between workers: seeded from ``(seed, epoch, rank)``."""
         torch.manual_seed(derive_seed(self.recipe.seed, epoch, self.cluster.rank))
 
-    def _sum(self, *values: float) -> list[float]:
+    def sum_over_workers(self, values: Sequence[float]) -> list[float]:
+        """``dist.all_reduce`` (a sum) of ``values`` over the workers, in float64."""
         total = torch.tensor(values, dtype=torch.float64, device=self._device)
         dist.all_reduce(total)
         return total.tolist()
@@ -125,7 +127,7 @@ class Trainer(train.Trainer):
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
         """One step on this worker's shard of the global batch; the gradient is DDP's average."""
         n, world = len(y), self.cluster.world_size
-        x, y, weight = local_shard(x, y, self.cluster.rank, world)
+        x, y, weight = self.train_shard(x, y)
         inputs = native_input(self.model, x)
         labels = native_labels(self.model, y, len(inputs))
         weight = torch.from_numpy(weight).to(self._device)
@@ -142,9 +144,9 @@ class Trainer(train.Trainer):
         self.optimizer.step()
         self.ddp.eval()
         correct = ((logits.argmax(dim=1) == labels).float() * weight).sum()
-        loss_sum, correct = self._sum(losses.sum().item(), correct.item())
+        loss_sum, correct = self.sum_over_workers([losses.sum().item(), correct.item()])
         return loss_sum / n, round(correct)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """This worker's shard in evaluation mode; (summed loss, correct) over all workers."""
-        return evaluate_shard(super().evaluate, self._sum, x, y, self.cluster)
+        return evaluate_shard(super().evaluate, self.sum_over_workers, x, y, self.cluster)
