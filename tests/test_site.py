@@ -16,6 +16,7 @@ import http.server
 import importlib.util
 import os
 import re
+import sys
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -246,3 +247,59 @@ def test_framework_tabs_switch_the_code(site, server, browser, page, file, tmp_p
         labels[0].click()
         out = Path(os.environ.get("NIN_SITE_SCREENSHOT") or tmp_path / "tabs.png")
         assert browser.save_screenshot(str(out)) and out.stat().st_size > 10_000
+
+
+# -- the build's link rewriting (no browser) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    """docs/website/hooks.py, loaded as MkDocs loads it (its folder on sys.path)."""
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip(SKIP_NO_DOCS_EXTRA)
+    folder = str(ROOT / "docs" / "website")
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location("nin_website_hooks", f"{folder}/hooks.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+    return module
+
+
+class _Files:
+    """The part of MkDocs' Files the rewriting asks: which site paths exist."""
+
+    def __init__(self, *paths: str):
+        self.paths = set(paths)
+
+    def get_file_from_path(self, path: str):
+        return path if path in self.paths else None
+
+
+@pytest.mark.parametrize(
+    "page,site_path,link,expected",
+    [
+        ("README.md", "index.md", "[t](docs/training.md#every-backend-to--97-)", "[t](training.md#every-backend-to--97-)"),
+        ("README.md", "index.md", "[c](frameworks/README.md)", "[c](backends.md)"),
+        ("README.md", "index.md", "![p](docs/img/x.png)", "![p](img/x.png)"),
+        ("README.md", "index.md", "[t](docs/README.md)", "[t](tutorials.md)"),
+        ("docs/README.md", "tutorials.md", "[`01_a.py`](01_a.py)", "[`01_a.py`](01_a.md)"),
+        ("docs/README.md", "tutorials.md", "[d](data/)", "[d](results.md)"),
+        ("docs/README.md", "tutorials.md", "[w](../README.md#the-website)", "[w](index.md#the-website)"),
+        ("examples/README.md", "examples.md", "[r](../docs/training.md#robustness)", "[r](training.md#robustness)"),
+        ("docs/training.md", "training.md", "[the\nheap](../common/heap.py)", "the\nheap"),
+        ("docs/training.md", "training.md", "[n](nowhere.md)", "[n](nowhere.md)"),
+        ("docs/training.md", "training.md", "[n](https://arxiv.org/abs/1312.4400)", "[n](https://arxiv.org/abs/1312.4400)"),
+        ("docs/training.md", "training.md", "[a](#robustness)", "[a](#robustness)"),
+    ],
+)  # fmt: skip
+def test_links_written_for_the_repository_point_at_the_site(hooks, page, site_path, link, expected):
+    files = _Files("training.md", "01_a.md", "img/x.png")
+    assert hooks.rewrite_links(f"See {link}.\n", page, site_path, files) == f"See {expected}.\n"
+
+
+def test_links_inside_code_are_left_alone(hooks):
+    code = "```python\nx = y[0](docs/training.md)\n```\n````text\n```\n[t](docs/training.md)\n````\n"
+    assert hooks.rewrite_links(code, "README.md", "index.md", _Files("training.md")) == code

@@ -23,6 +23,7 @@ from nbformat import NotebookNode
 # display_data / execute_result types written as picture files, best first
 PICTURES = {"image/gif": "gif", "image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
 CELL_TIMEOUT_S = 600
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colours in tracebacks and logs
 
 
 class TutorialError(Exception):
@@ -100,10 +101,7 @@ def execute(paths: list[Path], cwd: Path, outputs: str, jobs: int = 2) -> dict[P
 def _reason(error: BaseException) -> str:
     """An execution error in a few lines: nbclient's ``CellExecutionError`` holds the cell and
     the whole traceback, so its end says what raised."""
-    return f"{type(error).__name__}: {str(error).strip()[-3000:]}"
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+    return f"{type(error).__name__}: {_ANSI.sub('', str(error)).strip()[-3000:]}"
 
 
 def _fenced(text: str, info: str) -> str:
