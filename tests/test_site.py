@@ -140,7 +140,7 @@ def browser(site):
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):  # fmt: skip
+                     "--window-size=1440,1000", "--no-first-run", "--disable-extensions"):  # fmt: skip
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -243,8 +243,7 @@ def test_framework_tabs_switch_the_code(site, server, browser, page, file, tmp_p
         )
         shown[backend] = code
     assert len(set(shown.values())) == len(shown), f"/{page}/: two tabs show the same code"
-    if page == TUTORIALS[0]:
-        labels[0].click()
+    if page == TUTORIALS[0]:  # the last tab stays open; its indicator has long finished moving
         out = Path(os.environ.get("NIN_SITE_SCREENSHOT") or tmp_path / "tabs.png")
         assert browser.save_screenshot(str(out)) and out.stat().st_size > 10_000
 
