@@ -21,9 +21,11 @@ from nin.errors import NinError
 from nin.frameworks import backend_record, list_backends, source
 from nin.frameworks.record import OPTIONAL_PARTS
 from nin.summary import summary_text
+from nin.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "docs" / "data"
+RESULTS = "results"  # the results page's plots
 
 
 @dataclass(frozen=True)
@@ -163,13 +165,14 @@ def results() -> tuple[str, dict[str, bytes]]:
     if matrices:
         parts += ["## Conformance"]
         for path in matrices:
-            parts += _conformance(path)
+            lines, plots[f"{RESULTS}/{path.stem}.png"] = _conformance(path)
+            parts += lines
     runs = latest("bench-*.json")
     if runs:
         parts += ["## Benchmarks"]
         loaded = [bench.load_result(path) for path in runs]
         for path, result in zip(runs, loaded, strict=True):
-            plot = f"results/{path.stem}.png"
+            plot = f"{RESULTS}/{path.stem}.png"
             plots[plot] = _plot(result)
             parts += [
                 f"### `{path.name}`",
@@ -185,20 +188,66 @@ def results() -> tuple[str, dict[str, bytes]]:
     return "\n\n".join(parts) + "\n", plots
 
 
-def _conformance(path: Path) -> list[str]:
+def _conformance(path: Path) -> tuple[list[str], bytes]:
+    """A conformance run as Markdown (the matrix: a row per model, a column per runtime; the
+    whole table folded under it) and its picture (each error as a share of its bound)."""
     result = json.loads(path.read_text(encoding="utf-8"))
     cells = result["cells"]
-    passed = sum(c["passed"] for c in cells)
-    backends = list(dict.fromkeys(c["backend"] for c in cells))
+    runtimes = list(dict.fromkeys(c["backend"] for c in cells))
+    models = list(dict.fromkeys(c["model"] for c in cells))
+    by_case = {(c["backend"], c["model"]): c for c in cells}
+
+    def matrix_cell(cell: dict | None) -> str:
+        if cell is None:
+            return "-"
+        if "error" in cell:
+            return "**FAIL** (crashed)"
+        grad = "" if cell["grad_err"] is None else f" / {cell['grad_err']:.0e}"
+        return f"{cell['forward_err']:.0e}{grad}" + ("" if cell["passed"] else " **FAIL**")
+
+    rows = [(model, *(matrix_cell(by_case.get((b, model))) for b in runtimes)) for model in models]
     versions = ", ".join(dict.fromkeys(c["framework"] for c in cells))
+    unavailable = "".join(f" {name} was unavailable: {why}." for name, why in result["unavailable"].items())
     lines = [
-        f"`{path.name}`: {passed} of {len(cells)} cells pass ({len(backends)} runtimes × "
-        f"{len({c['model'] for c in cells})} models; {versions}). Errors are max|Δ| relative to "
-        f"max|reference| against the float64 NumPy oracle, allowed {result['forward_rtol']:.0e} forward and "
-        f"{result['grad_rtol']:.0e} for gradients.",
-        conformance.conformance_markdown(result),
+        f"`{path.name}`: {sum(c['passed'] for c in cells)} of {len(cells)} cells pass ({versions}).{unavailable} "
+        f"Each cell: the largest error of every layer's output and the logits / of every weight's gradient, "
+        f"relative to the largest reference value (the float64 NumPy oracle), allowed "
+        f"{result['forward_rtol']:.0e} / {result['grad_rtol']:.0e}; the shapes and parameter counts are checked too.",
+        markdown_table(("model", *runtimes), rows),
+        f"![{path.stem}: each error as a share of its bound]({RESULTS}/{path.stem}.png)",
+        f'??? note "The whole table (`nin conformance --markdown`)"\n\n{_indent(conformance.conformance_markdown(result))}',
     ]
-    return lines
+    return lines, _conformance_plot(result, runtimes, models, by_case)
+
+
+def _conformance_plot(result: dict, runtimes: list[str], models: list[str], by_case: dict) -> bytes:
+    """Two heat maps, forward and gradient: each cell's error over its bound, on a log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    panels = (("forward_err", result["forward_rtol"], "forward"), ("grad_err", result["grad_rtol"], "gradients"))
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(runtimes), 1.2 + 0.32 * len(models)), sharey=True)
+    for ax, (key, bound, title) in zip(axes, panels, strict=True):
+        share = np.full((len(models), len(runtimes)), np.nan)
+        for (backend, model), cell in by_case.items():
+            if cell.get(key) is not None:
+                share[models.index(model), runtimes.index(backend)] = cell[key] / bound
+        image = ax.imshow(np.log10(share), cmap="viridis", vmin=-4, vmax=0, aspect="auto")
+        for (i, j), value in np.ndenumerate(share):
+            ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.0e}", ha="center", va="center", fontsize=7,
+                    color="black" if np.isnan(value) or value > 1e-2 else "white")  # fmt: skip
+        ax.set_xticks(range(len(runtimes)), runtimes, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(models)), models, fontsize=8)
+        ax.set_title(f"{title}: error / {bound:.0e}", fontsize=9)
+    fig.colorbar(image, ax=axes, label="log10(error / bound)", shrink=0.8)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "conformance.png"
+        fig.savefig(out, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        return out.read_bytes()
 
 
 def _plot(result: dict) -> bytes:
