@@ -284,7 +284,7 @@ class _Files:
         ("README.md", "index.md", "[c](frameworks/README.md)", "[c](backends.md)"),
         ("README.md", "index.md", "![p](docs/img/x.png)", "![p](img/x.png)"),
         ("README.md", "index.md", "[t](docs/README.md)", "[t](tutorials.md)"),
-        ("docs/README.md", "tutorials.md", "[`01_a.py`](01_a.py)", "[`01_a.py`](01_a.md)"),
+        ("docs/README.md", "tutorials.md", f"[`t.py`]({TUTORIALS[0]}.py)", f"[`t.py`]({TUTORIALS[0]}.md)"),
         ("docs/README.md", "tutorials.md", "[d](data/)", "[d](results.md)"),
         ("docs/README.md", "tutorials.md", "[w](../README.md#the-website)", "[w](index.md#the-website)"),
         ("examples/README.md", "examples.md", "[r](../docs/training.md#robustness)", "[r](training.md#robustness)"),
@@ -295,7 +295,7 @@ class _Files:
     ],
 )  # fmt: skip
 def test_links_written_for_the_repository_point_at_the_site(hooks, page, site_path, link, expected):
-    files = _Files("training.md", "01_a.md", "img/x.png")
+    files = _Files("training.md", f"{TUTORIALS[0]}.md", "img/x.png")
     assert hooks.rewrite_links(f"See {link}.\n", page, site_path, files) == f"See {expected}.\n"
 
 

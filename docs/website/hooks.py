@@ -61,15 +61,11 @@ def _site_of(repo_path: str, files: Files) -> str | None:
         return DIRECTORIES[repo_path]
     if repo_path.startswith("docs/"):
         inside = repo_path.removeprefix("docs/")
-        if re.fullmatch(r"\d\d_\w+\.py", inside):
+        if inside in {path.name for path in tutorials.tutorials(DOCS)}:
             inside = inside.removesuffix(".py") + ".md"
         if files.get_file_from_path(inside) is not None:
             return inside
     return None
-
-
-def tutorial_stems() -> list[str]:
-    return [path.stem for path in tutorials.tutorials(DOCS)]
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
@@ -81,7 +77,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     docs_pages += [name for name in others if name not in docs_pages]
     config.nav = [
         {"Home": "index.md"},
-        {"Tutorials": ["tutorials.md", *(f"{stem}.md" for stem in tutorial_stems())]},
+        {"Tutorials": ["tutorials.md", *(f"{path.stem}.md" for path in tutorials.tutorials(DOCS))]},
         {"Side by side": "side-by-side.md"},
         {"Model zoo": "zoo.md"},
         {"Results": "results.md"},
@@ -162,8 +158,9 @@ def rewrite_links(markdown: str, page_repo_path: str, page_site_path: str, files
     chunks, prose, fence = [], [], ""
     for line in markdown.splitlines(keepends=True):
         stripped = line.strip()
-        if not fence and FENCE.match(stripped):
-            fence = FENCE.match(stripped).group(1)
+        opening = FENCE.match(stripped)
+        if not fence and opening:
+            fence = opening.group(1)
         elif fence and stripped.startswith(fence) and set(stripped) == {fence[0]}:
             fence = ""
         elif not fence:
