@@ -5,6 +5,7 @@ backend of the registry, each unit of docs/website/pages.py (framework-free: bot
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,21 @@ def test_a_marker_becomes_tabs_in_place_of_the_code_under_it():
 def test_an_unknown_marker_is_an_error():
     with pytest.raises(NinError, match="unknown framework-tabs unit 'nothing'"):
         pages.expand_markers("<!-- framework-tabs: nothing -->\n")
+
+
+def test_the_zoo_page_has_every_models_layer_table():
+    page = pages.zoo()
+    for name in nin.list_models():
+        assert f"## {name}\n" in page
+        total = f"{nin.param_count(nin.get_spec(name)):,} parameters"
+        assert total in page.split(f"## {name}\n")[1].split("\n## ")[0], f"{name}: no layer table with its total"
+
+
+def test_the_results_page_draws_every_latest_run():
+    page, plots = pages.results()
+    for path in [*pages.latest("conformance-*.json"), *pages.latest("bench-*.json")]:
+        assert path.name in page and f"{pages.RESULTS}/{path.stem}.png" in plots
+        assert plots[f"{pages.RESULTS}/{path.stem}.png"].startswith(b"\x89PNG")
+    for matrix in pages.latest("conformance-*.json"):
+        models = {c["model"] for c in json.loads(matrix.read_text(encoding="utf-8"))["cells"]}
+        assert all(f"| {model} |" in page for model in models)
