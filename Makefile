@@ -80,3 +80,22 @@ lint: setup
 
 clean:
 	rm -rf $(LEGACY) $(CURRENT) *.egg-info .pytest_cache
+
+# The website (mkdocs.yml), built in the current environment, which installs the docs extra:
+#   make docs             site/: the README, docs/, the tutorials executed, each framework's code in tabs
+#   make test-site        build it, then open it in headless Chromium (tests/test_site.py)
+#   make site-screenshot  build it, then refresh docs/img/site_tabs.png (the README shows it)
+# `make test` builds it first, so the current environment's suite tests it (CI: chromium from .ci/run).
+CURRENT_EXTRAS += docs
+.PHONY: docs test-site site-screenshot
+
+docs: setup-current
+	NO_MKDOCS_2_WARNING=1 $(CURRENT)/bin/python -m mkdocs build --strict
+
+test-site: docs
+	NIN_REQUIRE_BROWSER=1 $(CURRENT)/$(PYTEST) tests/test_site.py
+
+site-screenshot: docs
+	NIN_REQUIRE_BROWSER=1 NIN_SITE_SCREENSHOT=docs/img/site_tabs.png $(CURRENT)/$(PYTEST) tests/test_site.py -k tabs
+
+test: docs

@@ -24,8 +24,9 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[object]], right: S
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[int] = ()) -> str:
-    """A Markdown table; columns whose index is in ``right`` are right-aligned."""
-    cells = _cells([header, *rows])
+    """A Markdown table; columns whose index is in ``right`` are right-aligned.  A ``|`` inside a
+    cell (``max|Δ|``) is escaped, so it does not end the cell."""
+    cells = [[c.replace("|", "\\|") for c in row] for row in _cells([header, *rows])]
     align = ["---:" if i in right else "---" for i in range(len(header))]
     out = ["| " + " | ".join(cells[0]) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(r) + " |" for r in cells[1:]]

@@ -72,6 +72,8 @@ for c, conv in enumerate(first_block.convs):
 # MXNet. The functions have the same name and the same structure: one convolution per entry
 # of `block_spec.convs`, each followed by ReLU. (The JAX `nin_block` only names an `MlpConv`
 # module, so that module is printed too.)
+#
+# <!-- framework-tabs: nin_block -->
 
 # %%
 for name in nin.list_backends():

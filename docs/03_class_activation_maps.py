@@ -183,7 +183,22 @@ if "torch" in available:
 # classes), with the predicted class framed in red. `cam_gif` steps through all classes.
 # A few test digits, one per class for the first three classes:
 
+
 # %%
+def show(pictures: list[Path]) -> None:
+    """Say where each picture went and, in a notebook, show it (PNG or GIF) inline."""
+    for path in pictures:
+        print("wrote", path)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        for path in pictures:
+            display(Image(filename=str(path)))
+
+
 paths = []
 for digit in range(3):
     i = int(np.flatnonzero(labels == digit)[0])
@@ -193,19 +208,26 @@ for digit in range(3):
     paths.append(visualize.cam_figure(x[i], activation, out_dir / f"cam_{i}.png", title, digits.classes, note=note))
     if digit == 0:
         paths.append(visualize.cam_gif(x[i], activation, out_dir / f"cam_{i}_classes.gif", title, digits.classes))
-for path in paths:
-    print("wrote", path)
+show(paths)
 
-try:  # show the pictures inline when run as a notebook
-    from IPython import get_ipython
-    from IPython.display import Image, display
+# %% [markdown]
+# ## What the first block sees
+#
+# The class maps are the last block's output. The earlier blocks' outputs are feature maps:
+# `nin.visualize.feature_grid` draws every channel of one as a tile, each stretched to its
+# own range, and `channel_gif` steps through the channels next to the input. The first
+# block of the same network, for the first test digit of class 0:
 
-    if get_ipython() is not None:
-        for path in paths:
-            if path.suffix == ".png":
-                display(Image(filename=str(path)))
-except ImportError:
-    pass
+# %%
+i = int(np.flatnonzero(labels == 0)[0])
+layer = visualize.block_outputs(spec)["block0"]
+label = f"{spec.name} block0 ({layer}) · test digit {i}"
+show(
+    [
+        visualize.feature_grid(acts[layer][i], out_dir / "block0_features.png", label, note=note),
+        visualize.channel_gif(acts[layer][i], out_dir / "block0_channels.gif", label, x[i]),
+    ]
+)
 
 # %% [markdown]
 # ## Every framework draws the same maps

@@ -30,7 +30,6 @@
 
 # %%
 import argparse
-import ast
 import os
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import nin
 from nin import reference
 from nin.data import batches, load_dataset
 from nin.distributed import local_shard
+from nin.frameworks import source
 from nin.train import Recipe, fit, get_trainer, load_checkpoint, spec_for
 
 parser = argparse.ArgumentParser(description="data-parallel training of nin_tiny with two workers")
@@ -109,22 +109,17 @@ print(f"gradient of the batch vs the shards' weighted sum: max|Δ| = {error:.1e}
 # | TensorFlow | `tf.distribute.MultiWorkerMirroredStrategy` (`TF_CONFIG`) | the Keras optimizer, through the strategy's all-reduce |
 # | JAX | `jax.distributed.initialize` + a `Mesh` over all processes' devices | XLA, inside the sharded `jit` |
 # | MXNet | the `dist_sync` kvstore (scheduler, server, workers) | the parameter server |
+#
+# <!-- framework-tabs: distributed -->
 
 
 # %%
-def idiom(path: Path) -> str:
-    """The indented code lines of a module's docstring."""
-    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-    return "\n".join(line for line in doc.splitlines() if line.startswith("    "))
-
-
-frameworks_dir = Path(nin.__file__).resolve().parents[1] / "frameworks"
 for name in nin.list_backends():
     if name not in available:
         print(f"=== {name}: not installed, skipped\n")
         continue
     print(f"=== {name}: nin/frameworks/{name}/distributed.py")
-    print(idiom(frameworks_dir / name / "distributed.py") + "\n")
+    print("\n".join(snippet.code for snippet in source.docstring_code(name, "distributed")) + "\n")
 
 # %% [markdown]
 # ## Two workers against one process

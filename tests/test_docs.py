@@ -137,7 +137,7 @@ def test_tutorial_runs(name, tmp_path):
             assert re.search(rf"^{backend}\s+{backend} ", out, re.M), f"docs/{name}: no table row for {backend}"
     if name == "03_class_activation_maps.py":
         pictures = sorted(p.name for p in tmp_path.iterdir())
-        assert len([p for p in pictures if p.endswith(".png")]) == 3 and any(p.endswith(".gif") for p in pictures)
+        assert len([p for p in pictures if p.endswith(".png")]) == 4 and any(p.endswith(".gif") for p in pictures)
 
 
 @pytest.mark.parametrize("name", TUTORIALS)

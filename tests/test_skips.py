@@ -50,7 +50,11 @@ def run_suite(tmp_path: Path, strict: bool, **files: str) -> subprocess.Complete
 
 
 def test_the_allow_list():
-    assert set(ALLOWED_SKIPS) == {"no GPU visible", "MXNet under NumPy 2"}
+    assert set(ALLOWED_SKIPS) == {
+        "no GPU visible",
+        "MXNet under NumPy 2",
+        "the website in the current environment only",
+    }
     assert allowed_skip("no GPU visible to jax") == "no GPU visible"
     assert allowed_skip("backend 'mxnet' needs NumPy < 2 (its framework's …)") == "MXNet under NumPy 2"
     for reason in ("backend 'jax' needs NumPy < 2", "backend 'mxnet' needs mxnet, which is not installed", "no GPU"):
@@ -64,7 +68,8 @@ def test_strict_skips_fail_an_unchosen_reason(tmp_path):
     assert re.search(r"1 failed, 1 passed, 2 skipped, 1 xfailed", out), out
     assert (
         "test_suite.py::test_unchosen skipped with a reason that is not on the allow-list (tests/conftest.py "
-        "ALLOWED_SKIPS: no GPU visible; MXNet under NumPy 2), and NIN_STRICT_SKIPS=1 makes that a failure: "
+        "ALLOWED_SKIPS: no GPU visible; MXNet under NumPy 2; the website in the current environment only), and "
+        "NIN_STRICT_SKIPS=1 makes that a failure: "
         "the d2l package is not installed"
     ) in out, out
     assert re.search(r"-+ 2 skipped, by reason -+\n\s+1  no GPU visible\n\s+1  MXNet under NumPy 2\n", out), out
