@@ -188,32 +188,53 @@ def results() -> tuple[str, dict[str, bytes]]:
     return "\n\n".join(parts) + "\n", plots
 
 
+def _figures(cell: dict) -> dict[str, float | None]:
+    """A conformance cell's figures (``nin.checks``): the worst forward error (every layer and the
+    logits), the gradient error, and the K-step error, each None where the cell has no such check."""
+    checks = {check["property"]: check for check in cell.get("checks", [])}
+    forward = [checks[p]["figure"] for p in ("layers", "logits") if p in checks]
+    return {
+        "forward": max(forward) if forward else None,
+        "gradients": checks["gradients"]["figure"] if "gradients" in checks else None,
+        "sgd steps": checks["sgd steps"]["figure"] / checks["sgd steps"]["allowed"] if "sgd steps" in checks else None,
+    }
+
+
 def _conformance(path: Path) -> tuple[list[str], bytes]:
-    """A conformance run as Markdown (the matrix: a row per model, a column per runtime; the
+    """A conformance run as Markdown (the matrix: a row per case, a column per runtime; the
     whole table folded under it) and its picture (each error as a share of its bound)."""
     result = json.loads(path.read_text(encoding="utf-8"))
     cells = result["cells"]
     runtimes = list(dict.fromkeys(c["backend"] for c in cells))
     models = list(dict.fromkeys(c["model"] for c in cells))
     by_case = {(c["backend"], c["model"]): c for c in cells}
+    bounds = result["tolerances"]
 
     def matrix_cell(cell: dict | None) -> str:
         if cell is None:
             return "-"
-        if "error" in cell:
-            return "**FAIL** (crashed)"
-        grad = "" if cell["grad_err"] is None else f" / {cell['grad_err']:.0e}"
-        return f"{cell['forward_err']:.0e}{grad}" + ("" if cell["passed"] else " **FAIL**")
+        figures = _figures(cell)
+        if figures["sgd steps"] is not None:
+            text = f"{figures['sgd steps']:.0e} of its bound"
+        elif figures["forward"] is not None:
+            grad = "" if figures["gradients"] is None else f" / {figures['gradients']:.0e}"
+            text = f"{figures['forward']:.0e}{grad}"
+        else:
+            text = "no figure"
+        return text + ("" if cell["status"] == "ok" else f" **{cell['status'].upper()}**")
 
     rows = [(model, *(matrix_cell(by_case.get((b, model))) for b in runtimes)) for model in models]
     versions = ", ".join(dict.fromkeys(c["framework"] for c in cells))
-    unavailable = "".join(f" {name} was unavailable: {why}." for name, why in result["unavailable"].items())
+    unavailable = "".join(f" {name} could not run: {why}." for name, why in result["cannot_run"].items())
+    n_ok = sum(c["status"] == "ok" for c in cells)
     lines = [
-        f"`{path.name}`: {sum(c['passed'] for c in cells)} of {len(cells)} cells pass ({versions}).{unavailable} "
-        f"Each cell: the largest error of every layer's output and the logits / of every weight's gradient, "
+        f"`{path.name}`: {n_ok} of {len(cells)} cells hold every property ({versions}).{unavailable} "
+        f"Each model cell: the largest error of every layer's output and the logits / of every weight's gradient, "
         f"relative to the largest reference value (the float64 NumPy oracle), allowed "
-        f"{result['forward_rtol']:.0e} / {result['grad_rtol']:.0e}; the shapes and parameter counts are checked too.",
-        markdown_table(("model", *runtimes), rows),
+        f"{bounds['forward']:.0e} / {bounds['gradients']:.0e}; the shapes and parameter counts are checked too. "
+        "Each K-step cell: the largest error of the trainer's weights and momentum after K SGD steps as a share "
+        "of its bound.",
+        markdown_table(("case", *runtimes), rows),
         f"![{path.stem}: each error as a share of its bound]({RESULTS}/{path.stem}.png)",
         f'??? note "The whole table (`nin conformance --markdown`)"\n\n{_indent(conformance.conformance_markdown(result))}',
     ]
@@ -228,20 +249,23 @@ def _conformance_plot(result: dict, runtimes: list[str], models: list[str], by_c
     import matplotlib.pyplot as plt
     import numpy as np
 
-    panels = (("forward_err", result["forward_rtol"], "forward"), ("grad_err", result["grad_rtol"], "gradients"))
+    bounds = result["tolerances"]
+    panels = (("forward", bounds["forward"]), ("gradients", bounds["gradients"]))
+    models = [m for m in models if any(_figures(c)["forward"] is not None for (_, mm), c in by_case.items() if mm == m)]
     fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(runtimes), 1.2 + 0.32 * len(models)), sharey=True)
-    for ax, (key, bound, title) in zip(axes, panels, strict=True):
+    for ax, (key, bound) in zip(axes, panels, strict=True):
         share = np.full((len(models), len(runtimes)), np.nan)
         for (backend, model), cell in by_case.items():
-            if cell.get(key) is not None:
-                share[models.index(model), runtimes.index(backend)] = cell[key] / bound
-        image = ax.imshow(np.log10(share), cmap="viridis", vmin=-4, vmax=0, aspect="auto")
+            figure = _figures(cell)[key]
+            if model in models and figure is not None:
+                share[models.index(model), runtimes.index(backend)] = figure / bound
+        image = ax.imshow(np.log10(np.maximum(share, 1e-12)), cmap="viridis", vmin=-4, vmax=0, aspect="auto")
         for (i, j), value in np.ndenumerate(share):
             ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.0e}", ha="center", va="center", fontsize=7,
                     color="black" if np.isnan(value) or value > 1e-2 else "white")  # fmt: skip
         ax.set_xticks(range(len(runtimes)), runtimes, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(models)), models, fontsize=8)
-        ax.set_title(f"{title}: error / {bound:.0e}", fontsize=9)
+        ax.set_title(f"{key}: error / {bound:.0e}", fontsize=9)
     fig.colorbar(image, ax=axes, label="log10(error / bound)", shrink=0.8)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "conformance.png"
