@@ -33,8 +33,6 @@
 # is not installed print a note and skip their work.
 
 # %%
-import importlib
-import inspect
 import math
 from itertools import pairwise
 
@@ -43,6 +41,7 @@ import numpy as np
 import nin
 from nin import reference
 from nin.conformance import FORWARD_RTOL, max_rel_error
+from nin.frameworks import source
 from nin.summary import backend_layer_table, summary_text
 from nin.tables import text_table
 
@@ -80,11 +79,10 @@ for name in nin.list_backends():
     if name not in available:
         print(f"=== {name}: not installed, skipped\n")
         continue
-    model_py = importlib.import_module(f"nin.frameworks.{name}.model")
     print(f"=== {name}: nin/frameworks/{name}/model.py")
-    print(inspect.getsource(model_py.nin_block))
-    if hasattr(model_py, "MlpConv"):
-        print(inspect.getsource(model_py.MlpConv))
+    # read from the file (nin.frameworks.source), so printing the code imports no framework
+    print("\n\n".join(snippet.code for snippet in source.definition(name, "model", "nin_block", with_classes=True)))
+    print()
 
 # %% [markdown]
 # ## Same weights, same output, in every framework
