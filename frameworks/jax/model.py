@@ -51,21 +51,64 @@ import nin
 from nin.shapes import avg_pool_divisor, pool_padding
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, **options) -> jax.Array:
-    """``lax.conv_general_dilated`` for ``nn.Conv``, except that a 1×1, stride-1, unpadded
-    convolution is one matrix product over all pixels; XLA:CPU computes its kernel gradient
-    several times faster that way than as a convolution."""
-    pointwise = (
-        all(k == 1 for k in rhs.shape[:-2])
-        and all(s == 1 for s in window_strides)
-        and all(tuple(p) == (0, 0) for p in padding)
-        and all(d == 1 for d in options.get("lhs_dilation") or ())
-        and options.get("feature_group_count", 1) == 1
-    )
-    if not pointwise:
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
-    y = jnp.dot(lhs.reshape(-1, lhs.shape[-1]), rhs.reshape(rhs.shape[-2:]), precision=options.get("precision"))
+def pointwise(conv: nin.Conv) -> bool:
+    """Whether ``conv`` is a 1×1 (1×1×1), stride-1, unpadded convolution: a matrix product over
+    the channel axis at every pixel, which ``ConvReLU`` runs as ``nn.Dense``."""
+    return all(k == 1 for k in conv.kernel) and all(s == 1 for s in conv.stride) and not any(conv.padding)
+
+
+def dense_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None) -> jax.Array:
+    """``lax.dot_general`` for ``nn.Dense``, with the pixels flattened into the rows of one
+    matrix product: on (N, H, W, C) inputs XLA:CPU copies the output gradient into a transposed
+    layout for the kernel gradient, and on an (N·H·W, C) matrix it does not."""
+    (contracting, batch) = dimension_numbers
+    if contracting != ((lhs.ndim - 1,), (0,)) or batch != ((), ()) or rhs.ndim != 2:
+        return lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type=preferred_element_type)
+    rows = lhs.reshape(-1, lhs.shape[-1])
+    y = jnp.dot(rows, rhs, precision=precision, preferred_element_type=preferred_element_type)
     return y.reshape(*lhs.shape[:-1], rhs.shape[-1])
+
+
+@jax.custom_vjp
+def add_bias(z: jax.Array, bias: jax.Array) -> jax.Array:
+    """``z + bias`` over the last axis.  Its bias gradient is a matrix-vector product,
+    ``1ᵀ·dz`` over all pixels, accumulated in float32: XLA:CPU fuses the plain reduction into
+    the optimizer update as a column-strided loop several times slower."""
+    return z + bias.astype(z.dtype)
+
+
+def _add_bias_forward(z: jax.Array, bias: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return add_bias(z, bias), bias
+
+
+def _add_bias_backward(bias: jax.Array, dz: jax.Array) -> tuple[jax.Array, jax.Array]:
+    rows = dz.reshape(-1, dz.shape[-1])
+    ones = jnp.ones(rows.shape[0], rows.dtype)
+    return dz, jnp.dot(ones, rows, preferred_element_type=jnp.float32).astype(bias.dtype)
+
+
+add_bias.defvjp(_add_bias_forward, _add_bias_backward)
+
+
+class ConvReLU(nn.Module):
+    """One convolution of a block and its ReLU.  A 1×1 convolution is ``nn.Dense`` over the
+    channel axis — the paper's small MLP sliding over the pixels — and any other one
+    ``nn.Conv``; both without their own bias, which this module holds (``add_bias``)."""
+
+    conv: nin.Conv
+    precision: lax.Precision | None = None
+    dtype: DTypeLike | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cv, options = self.conv, {"precision": self.precision, "dtype": self.dtype, "param_dtype": jnp.float32}
+        if pointwise(cv):
+            linear = nn.Dense(cv.out_channels, use_bias=False, dot_general=dense_dot_general, **options)
+        else:
+            padding = [(p, p) for p in cv.padding]
+            linear = nn.Conv(cv.out_channels, cv.kernel, cv.stride, padding=padding, use_bias=False, **options)
+        bias = self.param("bias", nn.initializers.zeros_init(), (cv.out_channels,), jnp.float32)
+        return nn.relu(add_bias(linear(x), bias))
 
 
 class MlpConv(nn.Module):
@@ -79,17 +122,7 @@ class MlpConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for c, cv in enumerate(self.block_spec.convs):
-            conv = nn.Conv(
-                cv.out_channels,
-                cv.kernel,
-                cv.stride,
-                padding=[(p, p) for p in cv.padding],
-                precision=self.precision,
-                dtype=self.dtype,
-                param_dtype=jnp.float32,
-                conv_general_dilated=conv_general_dilated,
-            )
-            x = nn.relu(conv(x))
+            x = ConvReLU(cv, precision=self.precision, dtype=self.dtype)(x)
             self.sow("intermediates", f"conv{c}", x)
         return x
 
