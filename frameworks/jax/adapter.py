@@ -5,7 +5,8 @@ parameter tree, the device it lives on and a dropout PRNG key that advances on e
 training-mode forward.  All layout conversion happens in this file:
 
 * input: NCHW (NCDHW) → NHWC (NDHWC), inside the compiled functions;
-* convolution kernels: canonical (out, in, kh, kw) ↔ Flax HWIO;
+* convolution kernels: canonical (out, in, kh, kw) ↔ Flax HWIO, and a 1×1 convolution's
+  (out, in, 1, 1) ↔ the (in, out) kernel of its ``nn.Dense``;
 * the fully connected head: canonical ``head.weight`` is (out, C·H·W) over (C, H, W)-flattened
   features; the Flax model flattens its native (H, W, C) activations, so the rows are permuted
   to (H·W·C, out) here rather than transposing activations in the model;
