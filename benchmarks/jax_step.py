@@ -156,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = nin.get_spec(args.model)
     x = sample_batch(spec, args.batch_size)
     y = (np.arange(args.batch_size) % spec.num_classes).astype(np.int64)
-    cases: dict[str, JaxCase | TorchCase] = {"jax (worktree)": JaxCase(worktree_model, spec, x, y)}
-    for revision in args.against:
-        cases[f"jax ({revision})"] = JaxCase(model_at(revision), spec, x, y)
+    models = {"jax (worktree)": worktree_model} | {f"jax ({rev})": model_at(rev) for rev in args.against}
+    cases: dict[str, JaxCase | TorchCase] = {name: JaxCase(module, spec, x, y) for name, module in models.items()}
     if args.torch:
         cases["torch"] = TorchCase(spec, x, y)
     flops = 2 * nin.shapes.mac_count(spec) * args.batch_size

@@ -38,7 +38,7 @@ from nin.frameworks import get_backend, thread_env
 
 # XLA sizes its CPU pool at its first computation: the same threads as torch's
 os.environ.update(thread_env("jax", os.cpu_count() or 1))
-jax_backend = get_backend("jax")  # the record's host settings (XLA flags) before JAX starts
+get_backend("jax")  # the record's host settings (XLA flags) before JAX starts
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
