@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterator
 
 import flax.linen as nn
 import jax
@@ -174,7 +175,7 @@ def _phases(x: jax.Array, pool: nin.MaxPool) -> tuple[jax.Array, list[int], list
     return xp.reshape(batch, *itertools.chain(*zip(cells, pool.stride, strict=True)), channels), out, cells, pads
 
 
-def _offsets(pool: nin.MaxPool, out: list[int]):
+def _offsets(pool: nin.MaxPool, out: list[int]) -> Iterator[tuple[list[int], tuple[int, ...], tuple]]:
     """For each kernel offset, in window order: its cell shift, its phase and the index of
     its slice of the phase view."""
     for offset in itertools.product(*(range(k) for k in pool.kernel)):
