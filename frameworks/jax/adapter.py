@@ -5,7 +5,8 @@ parameter tree, the device it lives on and a dropout PRNG key that advances on e
 training-mode forward.  All layout conversion happens in this file:
 
 * input: NCHW (NCDHW) → NHWC (NDHWC), inside the compiled functions;
-* convolution kernels: canonical (out, in, kh, kw) ↔ Flax HWIO;
+* convolution kernels: canonical (out, in, kh, kw) ↔ Flax HWIO, and a 1×1 convolution's
+  (out, in, 1, 1) ↔ the (in, out) kernel of its ``nn.Dense``;
 * the fully connected head: canonical ``head.weight`` is (out, C·H·W) over (C, H, W)-flattened
   features; the Flax model flattens its native (H, W, C) activations, so the rows are permuted
   to (H·W·C, out) here rather than transposing activations in the model;
@@ -36,7 +37,7 @@ from nin.checks import cuda_driver_problem
 from nin.frameworks import check_precision
 from nin.weights import Weights
 
-from .model import NiN
+from .model import NiN, pointwise
 
 DEVICES = ("cpu", "gpu")
 # ``build``'s precision -> the Flax modules' computation dtype (None: the float32 of the parameters)
@@ -78,15 +79,30 @@ def _head_rows(spec: nin.NiNSpec) -> np.ndarray:
     return np.arange(math.prod(chw)).reshape(chw).transpose(*range(1, len(chw)), 0).reshape(-1)
 
 
-def _path(name: str) -> tuple[str, ...]:
+def _convs(spec: nin.NiNSpec) -> dict[str, nin.Conv]:
+    """Every convolution of ``spec`` by canonical layer name (``block0.conv1``)."""
+    return {
+        f"{name}.conv{c}": conv
+        for name, layer in spec.named_layers()
+        if isinstance(layer, nin.NiNBlock)
+        for c, conv in enumerate(layer.convs)
+    }
+
+
+def _path(spec: nin.NiNSpec, name: str) -> tuple[str, ...]:
     """Canonical name → path in the Flax parameter tree (see ``model.py``):
-    ``block0.conv1.weight`` → ``("block0", "Conv_1", "kernel")``, ``head.bias`` → ``("Dense_0", "bias")``."""
+    ``block0.conv1.weight`` → ``("block0", "ConvReLU_1", "Dense_0", "kernel")`` (a 1×1
+    convolution; ``"Conv_0"`` for any other), ``block0.conv1.bias`` → ``("block0",
+    "ConvReLU_1", "bias")``, ``head.bias`` → ``("Dense_0", "bias")``."""
     *layer, leaf = name.split(".")
     leaf = "kernel" if leaf == "weight" else "bias"
     if layer == ["head"]:
         return ("Dense_0", leaf)
     block, conv = layer
-    return (block, f"Conv_{conv.removeprefix('conv')}", leaf)
+    module = (block, f"ConvReLU_{conv.removeprefix('conv')}")
+    if leaf == "bias":
+        return (*module, leaf)
+    return (*module, "Dense_0" if pointwise(_convs(spec)[f"{block}.{conv}"]) else "Conv_0", leaf)
 
 
 def _lookup(tree, path: tuple[str, ...] | list[str]):
@@ -101,11 +117,13 @@ def to_native(model: FlaxNiN, weights: Weights) -> dict:
     spec = model.spec
     tree: dict = {}
     for name, value in weights.items():
+        *parents, leaf = _path(spec, name)
         if name == "head.weight":
             value = value.T[_head_rows(spec)]
         elif name.endswith(".weight"):
-            value = value.transpose(*range(2, value.ndim), 1, 0)
-        *parents, leaf = _path(name)
+            value = value.transpose(*range(2, value.ndim), 1, 0)  # (out, in, *k) → (*k, in, out)
+            if parents[-1] == "Dense_0":
+                value = value.reshape(value.shape[-2:])
         node = tree
         for key in parents:
             node = node.setdefault(key, {})
@@ -117,13 +135,14 @@ def from_native(model: FlaxNiN, tree) -> Weights:
     """The inverse of ``to_native``: canonical names, order and layout, float32."""
     spec = model.spec
     weights: Weights = {}
-    for name in nin.weight_shapes(spec):
-        value = np.asarray(_lookup(tree, _path(name)), dtype=np.float32)
+    for name, shape in nin.weight_shapes(spec).items():
+        value = np.asarray(_lookup(tree, _path(spec, name)), dtype=np.float32)
         if name == "head.weight":
             rows = np.empty_like(value)
             rows[_head_rows(spec)] = value
             value = rows.T
         elif name.endswith(".weight"):
+            value = value.reshape(*shape[2:], *value.shape[-2:])  # a Dense kernel gets its 1×1 back
             value = value.transpose(value.ndim - 1, value.ndim - 2, *range(value.ndim - 2))
         # A copy: np.asarray of a CPU jax.Array is a read-only view of its buffer, which would
         # also keep the buffer from being donated to a training step.

@@ -23,23 +23,34 @@ Flax model does; ``adapter.py`` permutes the canonical (C, H, W)-ordered weight 
 them (``jnp.bfloat16`` for mixed precision: Flax's ``dtype`` with ``param_dtype`` float32, so
 the parameters stay float32); ``None`` computes in the inputs' and parameters' float32.
 
-Two choices are made for XLA:CPU's sake, not the network's: a 1×1 convolution runs as one
-matrix product over all pixels (``conv_general_dilated``), and max pooling has its own
-gradient rule (``max_pool``, a ``jax.custom_vjp``), because XLA:CPU runs JAX's
-select-and-scatter serially.  Both compute the same function and gradient as the plain
-versions; the custom VJP makes max pooling reverse-mode only (``jax.grad``, not ``jax.jvp``).
+A 1×1 convolution is ``nn.Dense`` over the channel axis — the paper's small MLP sliding over
+the pixels — and any other one ``nn.Conv``; the layout is chosen once, at the input
+(channels-last), with no transposes inside.  Three choices are made for XLA:CPU's sake, not
+the network's, each computing the same function and gradient as the plain version
+(docs/benchmarks.md, "JAX's step, broken down"):
+
+* ``nn.Dense`` multiplies the pixels as the rows of one matrix (``dense_dot_general``);
+* every bias is the ``ConvReLU`` module's own parameter, added by ``add_bias``, whose
+  gradient is a matrix-vector product rather than a reduction that XLA fuses into the
+  optimizer's update;
+* max pooling has its own gradient rule (``max_pool``, a ``jax.custom_vjp``), because XLA:CPU
+  runs JAX's select-and-scatter serially; it makes max pooling reverse-mode only
+  (``jax.grad``, not ``jax.jvp``), as ``add_bias`` does.
 
 Parameters keep Flax's own names inside canonically named blocks: ``block1.conv2.weight`` is
-``params["block1"]["Conv_2"]["kernel"]`` and ``head.weight`` is ``params["Dense_0"]["kernel"]``.
-Every layer's output is sown into the ``"intermediates"`` collection under its canonical name
-(``["block1"]["conv2"]``, ``["pool0"]``, ``["dropout0"]``, ``["gap"]``, ``["head"]``); a sown
-name may not repeat a submodule's, which is why the submodules keep Flax's names.
+``params["block1"]["ConvReLU_2"]["Dense_0"]["kernel"]`` (``"Conv_0"`` for a convolution that
+is not 1×1), ``block1.conv2.bias`` is ``params["block1"]["ConvReLU_2"]["bias"]`` and
+``head.weight`` is ``params["Dense_0"]["kernel"]``.  Every layer's output is sown into the
+``"intermediates"`` collection under its canonical name (``["block1"]["conv2"]``,
+``["pool0"]``, ``["dropout0"]``, ``["gap"]``, ``["head"]``); a sown name may not repeat a
+submodule's, which is why the submodules keep Flax's names.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterator
 
 import flax.linen as nn
 import jax
@@ -51,21 +62,72 @@ import nin
 from nin.shapes import avg_pool_divisor, pool_padding
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, **options) -> jax.Array:
-    """``lax.conv_general_dilated`` for ``nn.Conv``, except that a 1×1, stride-1, unpadded
-    convolution is one matrix product over all pixels; XLA:CPU computes its kernel gradient
-    faster that way than as a convolution (docs/benchmarks.md, "Measured choices in the code")."""
-    pointwise = (
-        all(k == 1 for k in rhs.shape[:-2])
-        and all(s == 1 for s in window_strides)
-        and all(tuple(p) == (0, 0) for p in padding)
-        and all(d == 1 for d in options.get("lhs_dilation") or ())
-        and options.get("feature_group_count", 1) == 1
-    )
-    if not pointwise:
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
-    y = jnp.dot(lhs.reshape(-1, lhs.shape[-1]), rhs.reshape(rhs.shape[-2:]), precision=options.get("precision"))
+def pointwise(conv: nin.Conv) -> bool:
+    """Whether ``conv`` is a 1×1 (1×1×1), stride-1, unpadded convolution: a matrix product over
+    the channel axis at every pixel, which ``ConvReLU`` runs as ``nn.Dense``."""
+    return all(k == 1 for k in conv.kernel) and all(s == 1 for s in conv.stride) and not any(conv.padding)
+
+
+def dense_dot_general(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    dimension_numbers: lax.DotDimensionNumbers,
+    precision: lax.PrecisionLike = None,
+    preferred_element_type: DTypeLike | None = None,
+) -> jax.Array:
+    """``lax.dot_general`` for ``nn.Dense``, with the pixels flattened into the rows of one
+    matrix product: on (N, H, W, C) inputs XLA:CPU copies the output gradient into a transposed
+    layout for the kernel gradient, and on an (N·H·W, C) matrix it does not."""
+    (contracting, batch) = dimension_numbers
+    if contracting != ((lhs.ndim - 1,), (0,)) or batch != ((), ()) or rhs.ndim != 2:
+        return lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type=preferred_element_type)
+    rows = lhs.reshape(-1, lhs.shape[-1])
+    y = jnp.dot(rows, rhs, precision=precision, preferred_element_type=preferred_element_type)
     return y.reshape(*lhs.shape[:-1], rhs.shape[-1])
+
+
+@jax.custom_vjp
+def add_bias(z: jax.Array, bias: jax.Array) -> jax.Array:
+    """``z + bias`` over the last axis.  Its bias gradient is a matrix-vector product,
+    ``1ᵀ·dz`` over all pixels, accumulated in float32 at full precision (no TF32 on a GPU):
+    XLA:CPU fuses the plain reduction into the optimizer's update as a loop that reads the
+    gradient column by column, which cost 6–8 % of ``nin_d2l``'s training step."""
+    return z + bias.astype(z.dtype)
+
+
+def _add_bias_forward(z: jax.Array, bias: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return add_bias(z, bias), bias
+
+
+def _add_bias_backward(bias: jax.Array, dz: jax.Array) -> tuple[jax.Array, jax.Array]:
+    rows = dz.reshape(-1, dz.shape[-1])
+    ones = jnp.ones(rows.shape[0], rows.dtype)
+    db = jnp.dot(ones, rows, precision=lax.Precision.HIGHEST, preferred_element_type=jnp.float32)
+    return dz, db.astype(bias.dtype)
+
+
+add_bias.defvjp(_add_bias_forward, _add_bias_backward)
+
+
+class ConvReLU(nn.Module):
+    """One convolution of a block and its ReLU.  A 1×1 convolution is ``nn.Dense`` over the
+    channel axis — the paper's small MLP sliding over the pixels — and any other one
+    ``nn.Conv``; both without their own bias, which this module holds (``add_bias``)."""
+
+    conv: nin.Conv
+    precision: lax.Precision | None = None
+    dtype: DTypeLike | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cv, options = self.conv, {"precision": self.precision, "dtype": self.dtype, "param_dtype": jnp.float32}
+        if pointwise(cv):
+            linear = nn.Dense(cv.out_channels, use_bias=False, dot_general=dense_dot_general, **options)
+        else:
+            padding = [(p, p) for p in cv.padding]
+            linear = nn.Conv(cv.out_channels, cv.kernel, cv.stride, padding=padding, use_bias=False, **options)
+        bias = self.param("bias", nn.initializers.zeros_init(), (cv.out_channels,), jnp.float32)
+        return nn.relu(add_bias(linear(x), bias))
 
 
 class MlpConv(nn.Module):
@@ -79,17 +141,7 @@ class MlpConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for c, cv in enumerate(self.block_spec.convs):
-            conv = nn.Conv(
-                cv.out_channels,
-                cv.kernel,
-                cv.stride,
-                padding=[(p, p) for p in cv.padding],
-                precision=self.precision,
-                dtype=self.dtype,
-                param_dtype=jnp.float32,
-                conv_general_dilated=conv_general_dilated,
-            )
-            x = nn.relu(conv(x))
+            x = ConvReLU(cv, precision=self.precision, dtype=self.dtype)(x)
             self.sow("intermediates", f"conv{c}", x)
         return x
 
@@ -106,10 +158,39 @@ def nin_block(
     return MlpConv(block_spec, precision=precision, dtype=dtype, name=name)
 
 
+def _phases(x: jax.Array, pool: nin.MaxPool) -> tuple[jax.Array, list[int], list[int], list[tuple[int, int]]]:
+    """The −inf-padded input viewed in stride phases, ``(N, M1, s1, M2, s2, ..., C)`` (``M``
+    cells of ``s`` per dimension), with the output size, the cells and the padding: kernel
+    offset ``o`` reads phase ``o % s`` from cell ``o // s`` on, so every window offset is one
+    plain slice (strided slices, interior pads and ``reduce_window`` are slow on XLA:CPU)."""
+    batch, *size, channels = x.shape
+    pads = pool_padding(tuple(size), pool)
+    out = [(n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in zip(size, pads, pool.kernel, pool.stride, strict=True)]
+    cells = [
+        max(-(-(n + lo + hi) // s), o + (k - 1) // s)
+        for n, (lo, hi), s, o, k in zip(size, pads, pool.stride, out, pool.kernel, strict=True)
+    ]
+    widths = [(lo, m * s - n - lo) for m, s, n, (lo, _) in zip(cells, pool.stride, size, pads, strict=True)]
+    xp = jnp.pad(x, [(0, 0), *widths, (0, 0)], constant_values=-jnp.inf)
+    return xp.reshape(batch, *itertools.chain(*zip(cells, pool.stride, strict=True)), channels), out, cells, pads
+
+
+def _offsets(pool: nin.MaxPool, out: list[int]) -> Iterator[tuple[list[int], tuple[int, ...], tuple]]:
+    """For each kernel offset, in window order: its cell shift, its phase and the index of
+    its slice of the phase view."""
+    for offset in itertools.product(*(range(k) for k in pool.kernel)):
+        shift = [o // s for o, s in zip(offset, pool.stride, strict=True)]
+        phase = tuple(o % s for o, s in zip(offset, pool.stride, strict=True))
+        window = itertools.chain(*((slice(q, q + n), r) for q, n, r in zip(shift, out, phase, strict=True)))
+        yield shift, phase, (slice(None), *window)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def max_pool(x: jax.Array, pool: nin.MaxPool) -> jax.Array:
     """Max pooling with −inf padding (``flax.linen.max_pool`` pads with its −inf init value).
-    Its gradient goes to the first maximum of each window, as in Caffe and PyTorch."""
+    Its gradient goes to the first maximum of each window, as in Caffe and PyTorch.  (A forward
+    from the slices of ``_phases`` runs 2.4× faster alone on jaxlib 0.10.2, but made the
+    training step 10–15 % slower: docs/benchmarks.md, "JAX's step, broken down".)"""
     return nn.max_pool(x, pool.kernel, pool.stride, padding=pool_padding(x.shape[1:-1], pool))
 
 
@@ -119,36 +200,23 @@ def _max_pool_forward(x: jax.Array, pool: nin.MaxPool) -> tuple[jax.Array, tuple
 
 
 def _max_pool_backward(pool: nin.MaxPool, saved: tuple[jax.Array, jax.Array], dy: jax.Array) -> tuple[jax.Array]:
-    """Route each window's gradient to its first maximum with plain slices and pads.
-
-    The padded input is viewed in stride phases, ``(N, M1, s1, M2, s2, ..., C)`` (``M`` cells
-    of ``s`` per dimension): kernel offset ``o`` reads phase ``o % s`` from cell ``o // s`` on,
-    so each offset's gradient is a pad of ``dy`` within its phase, and the phases are
-    interleaved back at the end.  (Strided slices and interior pads are slow on XLA:CPU.)"""
+    """Route each window's gradient to its first maximum with the slices of ``_phases``: each
+    offset's gradient is a pad of ``dy`` within its phase, and the phases are interleaved back
+    at the end."""
     x, y = saved
     batch, *size, channels = x.shape
-    out, stride = y.shape[1:-1], pool.stride
-    pads = pool_padding(tuple(size), pool)
-    cells = [
-        max(-(-(n + lo + hi) // s), o + (k - 1) // s)
-        for n, (lo, hi), s, o, k in zip(size, pads, stride, out, pool.kernel, strict=True)
-    ]
-    widths = [(lo, m * s - n - lo) for m, s, n, (lo, _) in zip(cells, stride, size, pads, strict=True)]
-    xp = jnp.pad(x, [(0, 0), *widths, (0, 0)], constant_values=-jnp.inf)
-    xp = xp.reshape(batch, *itertools.chain(*zip(cells, stride, strict=True)), channels)
+    xp, out, cells, pads = _phases(x, pool)
     phase_grads: dict[tuple[int, ...], jax.Array] = {}
     unclaimed = jnp.ones(y.shape, bool)
-    for offset in itertools.product(*(range(k) for k in pool.kernel)):
-        shift = [o // s for o, s in zip(offset, stride, strict=True)]
-        phase = tuple(o % s for o, s in zip(offset, stride, strict=True))
-        window = itertools.chain(*((slice(q, q + n), r) for q, n, r in zip(shift, out, phase, strict=True)))
-        first = unclaimed & (xp[(slice(None), *window)] == y)
+    for shift, phase, index in _offsets(pool, out):
+        first = unclaimed & (xp[index] == y)
         unclaimed &= ~first
         grad = jnp.pad(
             jnp.where(first, dy, 0.0),
             [(0, 0), *((q, m - n - q) for q, m, n in zip(shift, cells, out, strict=True)), (0, 0)],
         )
         phase_grads[phase] = phase_grads[phase] + grad if phase in phase_grads else grad
+    stride = pool.stride
     zeros = jnp.zeros((batch, *cells, channels), x.dtype)
     grads = jnp.stack([phase_grads.get(phase, zeros) for phase in itertools.product(*(range(s) for s in stride))])
     # (s1, ..., sd, N, M1, ..., Md, C) → (N, M1, s1, ..., Md, sd, C) → (N, M1·s1, ..., C)
