@@ -175,7 +175,17 @@ def collect(folders: list[Path], epochs: int) -> dict[str, dict[int, float]]:
             acc = final_accuracy(seed_dir, epochs)
             if acc is not None:
                 found.setdefault(seed_dir.parent.name, {})[int(seed_dir.name[4:])] = acc
-    return found
+    return dict(sorted(found.items(), key=lambda item: (_order(item[0]), item[0])))
+
+
+def _order(backend: str) -> int:
+    """Where a backend stands in the registry's listings (its record's ``order``)."""
+    from nin.frameworks import backend_record
+
+    try:
+        return backend_record(backend).order
+    except Exception:  # a folder of runs from a backend this installation does not know
+        return 1000
 
 
 def report(accuracy: dict[str, dict[int, float]], margin: float, alpha: float) -> dict:
