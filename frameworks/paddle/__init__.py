@@ -18,7 +18,6 @@ from typing import Any
 
 from nin.frameworks.record import CONTRACT, BackendRecord, Needs, contract_attribute
 
-
 # The two lines Paddle's bootstrap prints on stderr whenever OMP_NUM_THREADS is above 1
 # (paddle/base/__init__.py, ``__bootstrap__``)
 _OMP_NOTICE = ("WARNING: OMP_NUM_THREADS set to ", "PLEASE USE OMP_NUM_THREADS WISELY.")

@@ -32,7 +32,6 @@ from nin.train import Recipe, derive_seed, spec_for
 from . import stderr_without, train
 from .adapter import build, compute_scope, gpu_missing_reason, native_input, native_labels
 
-
 # The banner ``init_parallel_env`` prints on stderr, listing the flags that differ from their
 # defaults (paddle/distributed/parallel.py, ``_print_modified_flags``): Paddle's own settings
 # (FLAGS_enable_pir_in_executor), nothing the suite changed
