@@ -1,11 +1,19 @@
-"""Data-parallel training with Paddle's own engine: ``paddle.distributed`` (gloo on the CPU) and
-``paddle.DataParallel``, which averages the gradients over the workers during ``backward``.
-The optimizer, the momentum export and the evaluation are the single-process ``Trainer``'s
-(``train.py``); only the step differs:
+"""Data-parallel training with Paddle's own engine: ``paddle.distributed`` (gloo on the CPU),
+its process group joined with ``init_parallel_env`` and the gradients summed over the workers
+with its ``all_reduce`` after ``backward``.  The optimizer, the momentum export and the
+evaluation are the single-process ``Trainer``'s (``train.py``); only the step differs:
 
     paddle.distributed.init_parallel_env()                       # PADDLE_TRAINER_ID, MASTER_ADDR …
-    model = paddle.DataParallel(model)
-    loss = (cross_entropy(model(x_r), y_r, reduction="none") * w_r).sum() * N / n
+    loss = (cross_entropy(model(x_r), y_r, reduction="none") * w_r).sum() / n
+    loss.backward()
+    for p in model.parameters(): paddle.distributed.all_reduce(p.grad)
+
+Not ``paddle.DataParallel``, which all-reduces inside ``backward``: when a peer is lost (the
+test suite SIGKILLs one), its gloo ``TimeoutException`` is thrown inside the autograd engine
+(``GradNodeAccumulation``) and ends the surviving worker with ``std::terminate`` (SIGABRT,
+measured 2026-12-06), so the launcher could not tell the lost worker from the survivor.  An
+``all_reduce`` called from Python raises a Python exception instead, and the worker stops
+with the suite's one-line error.
 
 ``initialize`` sets the variables ``python -m paddle.distributed.launch`` would set for each
 worker (``PADDLE_TRAINER_ID``, ``PADDLE_TRAINERS_NUM``, ``MASTER_ADDR``, ``MASTER_PORT``, the
@@ -30,7 +38,7 @@ from nin.distributed import Cluster, DataParallel, DistributedError, evaluate_sh
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import stderr_without, train
-from .adapter import build, compute_scope, gpu_missing_reason, native_input, native_labels
+from .adapter import build, compute_scope, gpu_missing_reason, native_input, native_labels, native_parameters
 
 # The banner ``init_parallel_env`` prints on stderr, listing the flags that differ from their
 # defaults (paddle/distributed/parallel.py, ``_print_modified_flags``): Paddle's own settings
@@ -84,7 +92,7 @@ class Trainer(DataParallel, train.Trainer):
     def __init__(self, spec: nin.NiNSpec, recipe: Recipe, cluster: Cluster):
         super().__init__(build(spec_for(recipe, spec), recipe.seed, device=cluster.device, init=recipe.init), recipe)
         self.cluster = cluster
-        self.ddp = paddle.DataParallel(self.model)
+        self._params = list(native_parameters(self.model).values())
 
     def begin_epoch(self, epoch: int) -> None:
         """Dropout masks differ between workers: seeded from ``(seed, epoch, rank)``."""
@@ -97,24 +105,24 @@ class Trainer(DataParallel, train.Trainer):
         return total.numpy().tolist()
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
-        """One step on this worker's shard of the global batch; the gradient is DataParallel's
-        average."""
-        n, world = len(y), self.cluster.world_size
+        """One step on this worker's shard of the global batch; the gradient is the sum of every
+        worker's ``Σ weight·loss / n``."""
+        n = len(y)
         x, y, weight = self.train_shard(x, y)
         inputs = native_input(self.model, x)
         labels = native_labels(self.model, y, len(inputs))
         weight = paddle.to_tensor(weight)
         self.optimizer.set_lr(lr)
-        self.ddp.train()
+        self.model.train()
         with compute_scope(self.model):
-            logits = self.ddp(inputs)
+            logits = self.model(inputs)
             losses = F.cross_entropy(logits, labels, reduction="none") * weight
-        # DataParallel divides the summed gradients by N: scale by N so they add up to the mean's
-        loss = losses.sum() * (world / n)
-        loss.backward()
+        (losses.sum() / n).backward()
+        for param in self._params:
+            dist.all_reduce(param.grad)
         self.optimizer.step()
         self.optimizer.clear_grad(set_to_zero=False)
-        self.ddp.eval()
+        self.model.eval()
         correct = ((logits.argmax(axis=1) == labels).astype("float32") * weight).sum()
         loss_sum, correct = self.sum_over_workers([float(losses.sum()), float(correct)])
         return loss_sum / n, round(correct)
