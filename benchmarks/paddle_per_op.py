@@ -9,7 +9,8 @@ framework's whole ``Trainer.step``, so that "step − sum of the parts" shows wh
 view leaves out (the loss, the update, the framework's overheads).  Interleaved: each round
 times every operation in both frameworks once; the table gives medians over rounds and each
 convolution's GFLOP/s (forward + backward: 3 × 2 · MACs).  ``--onednn`` adds a Paddle column
-with ``FLAGS_use_onednn`` on (oneDNN kernels, off by default in Paddle 3.3's dynamic graph).
+with ``FLAGS_use_onednn`` on (off by default; on 2026-12-06 it changed no operation of the
+dynamic graph beyond the rounds' noise: docs/benchmarks.md, "PaddlePaddle").
 
 ``--clock cpu`` times in CPU seconds of the process (all its threads) rather than wall
 seconds: on a machine shared with other busy processes the wall time of an operation depends
