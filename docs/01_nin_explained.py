@@ -64,11 +64,11 @@ for c, conv in enumerate(first_block.convs):
     print(f"conv{c}: {conv.out_channels} channels, kernel {conv.kernel}, stride {conv.stride}, padding {conv.padding}")
 
 # %% [markdown]
-# ## The four `nin_block`s side by side
+# ## The `nin_block`s side by side
 #
 # Each backend's `model.py` turns that data into native layers: an `nn.Sequential` in PyTorch,
-# a `keras.Sequential` in TensorFlow, a `flax.linen` module in JAX and a `HybridSequential` in
-# MXNet. The functions have the same name and the same structure: one convolution per entry
+# a `keras.Sequential` in TensorFlow, a `flax.linen` module in JAX, a `HybridSequential` in
+# MXNet and a `paddle.nn.Sequential` in PaddlePaddle. The functions have the same name and the same structure: one convolution per entry
 # of `block_spec.convs`, each followed by ReLU. (The JAX `nin_block` only names an `MlpConv`
 # module, so that module is printed too.)
 #

@@ -49,16 +49,22 @@ def run_suite(tmp_path: Path, strict: bool, **files: str) -> subprocess.Complete
     return subprocess.run([*command, str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True)
 
 
-def test_the_allow_list():
+def test_the_allow_list(monkeypatch):
     assert set(ALLOWED_SKIPS) == {
         "no GPU visible",
         "MXNet under NumPy 2",
         "the website in the current environment only",
+        "a backend this environment does not provide",
     }
     assert allowed_skip("no GPU visible to jax") == "no GPU visible"
     assert allowed_skip("backend 'mxnet' needs NumPy < 2 (its framework's …)") == "MXNet under NumPy 2"
-    for reason in ("backend 'jax' needs NumPy < 2", "backend 'mxnet' needs mxnet, which is not installed", "no GPU"):
+    missing = "backend 'paddle' needs paddle, which is not installed; install it with: pip install 'nin-suite[paddle]'"
+    monkeypatch.delenv("NIN_REQUIRE_BACKENDS", raising=False)
+    for reason in ("backend 'jax' needs NumPy < 2", missing, "no GPU"):
         assert allowed_skip(reason) is None, reason
+    # an environment that names the backends it provides: those fail instead of skipping
+    monkeypatch.setenv("NIN_REQUIRE_BACKENDS", "torch,onnxruntime")
+    assert allowed_skip(missing) == "a backend this environment does not provide"
 
 
 def test_strict_skips_fail_an_unchosen_reason(tmp_path):
@@ -68,7 +74,8 @@ def test_strict_skips_fail_an_unchosen_reason(tmp_path):
     assert re.search(r"1 failed, 1 passed, 2 skipped, 1 xfailed", out), out
     assert (
         "test_suite.py::test_unchosen skipped with a reason that is not on the allow-list (tests/conftest.py "
-        "ALLOWED_SKIPS: no GPU visible; MXNet under NumPy 2; the website in the current environment only), and "
+        "ALLOWED_SKIPS: no GPU visible; MXNet under NumPy 2; the website in the current environment only; "
+        "a backend this environment does not provide), and "
         "NIN_STRICT_SKIPS=1 makes that a failure: "
         "the d2l package is not installed"
     ) in out, out
