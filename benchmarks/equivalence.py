@@ -19,7 +19,8 @@ on the pairing and is the conservative reading.  Where every d_S is equal (stand
 t statistic is undefined; the verdict is then exact: p = 0 when |d| < margin, else 1.
 
 A run counts only when its metrics.jsonl holds every epoch of the recipe; ``run`` resumes a run that
-was interrupted (its checkpoint) and skips the finished ones, so it can be stopped and started again.
+was interrupted (its checkpoint) and skips the finished ones, so it can be stopped and started again,
+and several ``run``s over one folder share the work (each run is claimed by a ``.running`` file).
 """
 
 from __future__ import annotations
@@ -130,8 +131,32 @@ def _command(backend: str, seed: int, folder: Path, epochs: int) -> list[str]:
     return cmd
 
 
+def _claim(folder: Path) -> bool:
+    """Take the run in ``folder`` for this process (``folder/.running`` holds its pid), unless a
+    live process holds it: two `run`s over the same folder share the work instead of repeating it."""
+    lock = folder / ".running"
+    folder.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # its holder is alive
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # its holder died: take it over
+                continue
+            except PermissionError:
+                return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
 def run(backends: list[str], seeds: list[int], out: Path, jobs: int, epochs: int) -> int:
-    """Train every (backend, seed) that has no finished run in ``out``, ``jobs`` processes at a time."""
+    """Train every (backend, seed) that has no finished run in ``out``, ``jobs`` processes at a
+    time, skipping those another `run` is training."""
     from nin.frameworks import thread_env
 
     todo = [(b, s) for b in backends for s in seeds if final_accuracy(out / b / f"seed{s}", epochs) is None]
@@ -142,10 +167,13 @@ def run(backends: list[str], seeds: list[int], out: Path, jobs: int, epochs: int
         while todo and len(running) < jobs:
             backend, seed = todo.pop(0)
             folder = out / backend / f"seed{seed}"
-            folder.mkdir(parents=True, exist_ok=True)
+            if final_accuracy(folder, epochs) is not None or not _claim(folder):
+                continue  # finished or taken by another run since the list was made
             log = open(folder / "train.log", "a")
             env = {**os.environ, **thread_env(backend, 1)}
-            proc = subprocess.Popen(_command(backend, seed, folder, epochs), stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(
+                _command(backend, seed, folder, epochs), stdout=log, stderr=subprocess.STDOUT, env=env
+            )
             running.append((backend, seed, proc, time.monotonic(), log))
         time.sleep(1.0)
         for item in list(running):
@@ -154,11 +182,13 @@ def run(backends: list[str], seeds: list[int], out: Path, jobs: int, epochs: int
                 continue
             running.remove(item)
             log.close()
-            acc = final_accuracy(out / backend / f"seed{seed}", epochs)
+            folder = out / backend / f"seed{seed}"
+            (folder / ".running").unlink(missing_ok=True)
+            acc = final_accuracy(folder, epochs)
             took = time.monotonic() - start
             if proc.returncode or acc is None:
                 failed += 1
-                print(f"{backend} seed {seed}: FAILED (exit {proc.returncode}; see {out / backend / f'seed{seed}' / 'train.log'})", flush=True)
+                print(f"{backend} seed {seed}: FAILED (exit {proc.returncode}; see {folder / 'train.log'})", flush=True)
             else:
                 print(f"{backend} seed {seed}: {acc:.2f} % in {took:.0f} s", flush=True)
     return 1 if failed else 0
@@ -222,10 +252,19 @@ def markdown(result: dict) -> str:
     from nin.tables import markdown_table
 
     rows = [
-        (b, len(r["seeds"]), f"{r['median']:.2f}", f"{r['min']:.2f}", f"{r['max']:.2f}", f"{r['mean']:.2f} ± {r['std']:.2f}")
+        (
+            b,
+            len(r["seeds"]),
+            f"{r['median']:.2f}",
+            f"{r['min']:.2f}",
+            f"{r['max']:.2f}",
+            f"{r['mean']:.2f} ± {r['std']:.2f}",
+        )
         for b, r in result["backends"].items()
     ]
-    per = markdown_table(("framework", "seeds", "median %", "min %", "max %", "mean ± sd %"), rows, right=(1, 2, 3, 4, 5))
+    per = markdown_table(
+        ("framework", "seeds", "median %", "min %", "max %", "mean ± sd %"), rows, right=(1, 2, 3, 4, 5)
+    )
     rows = []
     for pair in result["pairs"]:
         p, w = pair["paired"], pair["welch"]

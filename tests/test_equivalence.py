@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,3 +76,12 @@ def test_only_finished_runs_count(tmp_path: Path) -> None:
     _write_run(tmp_path / "jax" / "seed0", [0.5] * 9 + [0.98])
     found = eq.collect([tmp_path], epochs=10)
     assert found == {"torch": {0: pytest.approx(97.5)}, "jax": {0: pytest.approx(98.0)}}
+
+
+def test_a_run_is_claimed_once_and_a_dead_holder_is_taken_over(tmp_path: Path) -> None:
+    folder = tmp_path / "torch" / "seed0"
+    assert eq._claim(folder)  # this process holds it now
+    assert not eq._claim(folder)  # a second run (this pid is alive) leaves it alone
+    dead = __import__("subprocess").run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    (folder / ".running").write_text(dead.stdout.decode().strip())  # the pid of a process that has ended
+    assert eq._claim(folder)
