@@ -241,7 +241,7 @@ def test_bench_book_peer_equal_work(tmp_path):
 def test_disturbed_rounds_and_per_round_ratios():
     """A round whose best probe is more than 20 % below the best round's is flagged; every
     ratio divides by its own round's peak (numbers worked out by hand)."""
-    from nin.bench import _Case, _result
+    from nin.bench.rounds import _Case, _result
 
     class Done:  # a finished worker, as _result sees it
         error = None
@@ -280,7 +280,7 @@ class _Done:  # a finished worker, as _result sees it
 
 
 def _finished_case(batch: int, forward_s: float, train_step_s: float, device: str):
-    from nin.bench import _Case
+    from nin.bench.rounds import _Case
 
     setup = {"framework": "x 1", "device_name": "NVIDIA H100" if device == "gpu" else "cpu", "input_size": [8, 8]}
     setup.update(macs_per_example=10**9, first_call_s=1.0)
@@ -293,7 +293,7 @@ def _finished_case(batch: int, forward_s: float, train_step_s: float, device: st
 def test_a_gpu_precision_is_measured_against_its_own_peak():
     """On a GPU the round's peak is the best probe in the run's precision (bfloat16 GEMMs run on
     tensor cores); on the CPU it stays the best probe of any precision."""
-    from nin.bench import _result
+    from nin.bench.rounds import _result
 
     probes = [{"torch": 50_000.0, "torch bf16": 600_000.0, "jax": 48_000.0, "jax bf16": 620_000.0}]
     for device, precision, peak, probe in (
@@ -314,7 +314,8 @@ def test_a_gpu_precision_is_measured_against_its_own_peak():
 
 
 def test_the_gpu_table_reports_images_per_second_and_device_memory():
-    from nin.bench import _result, bench_markdown, bench_text
+    from nin.bench import bench_markdown, bench_text
+    from nin.bench.rounds import _result
 
     common = {"device": "gpu", "precision": "float32", "threads": 2}
     result = _result(["torch"], {}, [{"torch": 50_000.0}], [_finished_case(4, 0.02, 0.05, "gpu")], common, 1, 0, 1)

@@ -17,7 +17,7 @@ import pytest
 import nin
 from nin import reference, train
 from nin.cli import main
-from nin.data import synthetic
+from nin.loaders import synthetic
 from nin.spec import Conv, GlobalAvgPool, NiNBlock, NiNSpec
 from nin.train import NumpyTrainer, Recipe, fit, lr_at, sgd_reference
 
@@ -506,7 +506,7 @@ def test_cli_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise train.TrainingInterrupted(1, tmp_path / "checkpoint.npz")
 
-    monkeypatch.setattr(train, "fit", interrupted)
+    monkeypatch.setattr(train.loop, "fit", interrupted)
     args = ["train", "--backend", "numpy", "--model", "nin_tiny", "--data", "synthetic", "--out", str(tmp_path)]
     assert main(args) == 130
     err = capsys.readouterr().err
