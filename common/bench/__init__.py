@@ -40,12 +40,14 @@ backend has it (``nin.frameworks.backend_precisions``); its probes add bfloat16 
 
 The package, one job per module: ``nin.bench.workers`` (the worker processes and their
 messages), ``nin.bench.rounds`` (``BenchConfig``, the rounds and the statistics, agreement),
-``nin.bench.report`` (tables, JSON), ``nin.bench.plot`` (the picture) and
+``nin.bench.records`` (the typed records of a run and their JSON form), ``nin.bench.report``
+(tables, reading a saved run), ``nin.bench.plot`` (the picture) and
 ``nin.bench.command`` (the ``nin bench`` command).
 """
 
 from __future__ import annotations
 
+from .records import Agreement, AgreementRow, BenchResult, CaseRecord, Setup, Spread
 from .report import agreement_markdown, bench_markdown, bench_text, load_result, run_heading
 from .rounds import DISTURBED, ROUNDS, BenchConfig, agreement, machine_description, round_peak, run_bench
 from .workers import GPU_PEAK_SIZES, PEAK_REPEATS, PEAK_SIZES, gemm_gflops, has_peer, peak_rss_mb, peak_sizes
@@ -59,6 +61,12 @@ def bench_plot(result: dict, path):
 
 
 __all__ = [
+    "Agreement",
+    "AgreementRow",
+    "BenchResult",
+    "CaseRecord",
+    "Setup",
+    "Spread",
     "DISTURBED",
     "GPU_PEAK_SIZES",
     "PEAK_REPEATS",

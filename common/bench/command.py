@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import NinError
 
 if TYPE_CHECKING:
+    from .records import BenchResult
     from .rounds import BenchConfig
 
 HELP = "forward and training-step speed side by side, as a share of this machine's peak"
@@ -92,28 +93,36 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
 def run(args: argparse.Namespace) -> int:
     from ..commands import save
     from ..extras import require_extra
-    from .report import agreement_markdown, bench_markdown, bench_text, load_result
+    from .report import agreement_markdown, bench_text, load_result
     from .rounds import agreement, run_bench
 
     if args.agree:
         result = agreement(*(load_result(path) for path in args.agree))
-        if not result["rows"]:
+        if not result.rows:
             raise NinError(f"{args.agree[0]} and {args.agree[1]} share no measured case (backend, model, batch size)")
         print(agreement_markdown(result), end="")
-        save(result, args.json)
-        return 0 if result["agree"] else 1
+        save(result.to_json(), args.json)
+        return 0 if result.agree else 1
     config = config_from(args)
     if args.plot:
         require_extra("pictures", "--plot")
     result = run_bench(
         config,
         log=lambda line: print(line, file=sys.stderr),
-        on_round=lambda partial: save(partial, args.json, args.markdown, bench_markdown),
+        on_round=lambda partial: _save(partial, args),
     )
     print(bench_text(result))
-    save(result, args.json, args.markdown, bench_markdown)
+    _save(result, args)
     if args.plot:
         from .plot import bench_plot
 
         bench_plot(result, args.plot)
-    return 0 if all("error" not in r for r in result["records"]) else 1
+    return 0 if all(r.error is None for r in result.records) else 1
+
+
+def _save(result: BenchResult, args: argparse.Namespace) -> None:
+    """The run so far in ``--json`` and ``--markdown``, where they are given."""
+    from ..commands import save
+    from .report import bench_markdown
+
+    save(result.to_json(), args.json, args.markdown, lambda _: bench_markdown(result))

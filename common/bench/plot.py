@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .records import BenchResult
 
-def bench_plot(result: dict, path: str | Path) -> Path:
+
+def bench_plot(result: BenchResult, path: str | Path) -> Path:
     """Two panels per case, each ratio as its per-round points and their median: share of the
     same round's peak (forward, training step), and the book's step time over ours."""
     from ..extras import require_extra
@@ -18,8 +20,8 @@ def bench_plot(result: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in result["records"] if "error" not in r]
-    labels = [f"{r['backend']}\n{r['model']}\nb{r['batch_size']}" for r in ok]
+    ok = [r for r in result.records if r.error is None]
+    labels = [f"{r.backend}\n{r.model}\nb{r.batch_size}" for r in ok]
     xs = np.arange(len(ok))
     fig, (left, right) = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(ok)), 4.5))
     panels = (
@@ -30,8 +32,8 @@ def bench_plot(result: dict, path: str | Path) -> Path:
         for j, (name, label) in enumerate(series):
             offset = (j - 0.5) * 0.3
             for x, r in zip(xs, ok, strict=True):
-                if name in r.get("ratios", {}):
-                    values = scale * np.asarray(r["ratios"][name]["rounds"])
+                if name in r.ratios:
+                    values = scale * np.asarray(r.ratios[name].rounds)
                     ax.scatter(np.full(len(values), x + offset), values, s=12, color=f"C{j}", alpha=0.6)
                     ax.hlines(np.median(values), x + offset - 0.12, x + offset + 0.12, color=f"C{j}")
             ax.scatter([], [], color=f"C{j}", label=label)
@@ -40,7 +42,7 @@ def bench_plot(result: dict, path: str | Path) -> Path:
         ax.legend(fontsize=8)
     right.axhline(1.2, color="grey", lw=0.8, ls="--")
     left.axhline(80, color="grey", lw=0.8, ls="--")
-    fig.suptitle(f"{result['machine']}; {result['rounds']} interleaved rounds", fontsize=9)
+    fig.suptitle(f"{result.machine}; {result.rounds} interleaved rounds", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

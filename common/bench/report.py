@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..tables import markdown_table, text_table
+from .records import Agreement, BenchResult, CaseRecord, Spread
 from .rounds import DISTURBED
 
 
@@ -16,63 +17,65 @@ def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
-def _spread_cell(spread: dict, fmt: Callable[[float], str]) -> str:
-    """ "median (min–max)" of a per-round ratio's spread."""
-    return f"{fmt(spread['median'])} ({fmt(spread['min'])}–{fmt(spread['max'])})"
+def _spread_cell(spread: Spread, fmt: Callable[[float], str]) -> str:
+    """ "median (min–max)" of a spread."""
+    return f"{fmt(spread.median)} ({fmt(spread.min)}–{fmt(spread.max)})"
 
 
-def _ratio_cell(record: dict, name: str, fmt: Callable[[float], str]) -> str:
+def _ratio_cell(record: CaseRecord, name: str, fmt: Callable[[float], str]) -> str:
     """ "median (min–max)" of a per-round ratio, or "-" where there is none."""
-    s = record.get("ratios", {}).get(name)
+    s = record.ratios.get(name)
     return _spread_cell(s, fmt) if s else "-"
 
 
-def _times(record: dict, key: str, scale: float, digits: int) -> str:
+def _times(record: CaseRecord, key: str, scale: float, digits: int) -> str:
     """ "median (min–max)" of a time, or "-"."""
-    if key not in record:
-        return "-"
-    stem = key.removesuffix("_s")
-    values = (record[key], record[f"{stem}_min_s"], record[f"{stem}_max_s"])
-    median, low, high = (f"{scale * v:.{digits}f}" for v in values)
-    return f"{median} ({low}–{high})"
+    s = record.times.get(key)
+    return _spread_cell(s, lambda v: f"{scale * v:.{digits}f}") if s else "-"
 
 
 def _x(value: float) -> str:
     return f"{value:.2f}×"
 
 
-def run_heading(result: dict) -> str:
-    probes = ", ".join(f"{name} {gflops:.0f}" for name, gflops in result["peak_probes"].items())
-    skipped = f"; probes skipped: {', '.join(result['peak_probe_errors'])}" if result["peak_probe_errors"] else ""
-    disturbed = ", ".join(str(i + 1) for i in result["disturbed_rounds"]) or "none"
-    device = result["device"]
+def run_heading(result: BenchResult) -> str:
+    probes = ", ".join(f"{name} {gflops:.0f}" for name, gflops in result.peak_probes.items())
+    skipped = f"; probes skipped: {', '.join(result.peak_probe_errors)}" if result.peak_probe_errors else ""
+    disturbed = ", ".join(str(i + 1) for i in result.disturbed_rounds) or "none"
+    device = result.device
     if device == "gpu":  # which GPU, and the probes' sizes, which decide how near its peak they come
-        names = sorted({r["device_name"] for r in result["records"] if "device_name" in r})
-        sizes = "², ".join(map(str, result.get("peak_sizes", ())))
+        names = sorted({r.setup.device_name for r in result.records if r.setup is not None})
+        sizes = "², ".join(map(str, result.peak_sizes))
         device = f"gpu ({', '.join(names) or 'none ran'}; GEMM probes at {sizes}²)"
     return (
-        f"{result['machine']}; {device}, {result['precision']}, {result['threads']} threads; "
-        f"{result['rounds']} interleaved rounds of {result['warmup']} untimed + {result['repeats']} timed calls "
+        f"{result.machine}; {device}, {result.precision}, {result.threads} threads; "
+        f"{result.rounds} interleaved rounds of {result.warmup} untimed + {result.repeats} timed calls "
         f"per case; best GEMM probe per framework {probes} GFLOP/s{skipped}; "
         f"disturbed rounds (peak > {DISTURBED:.0%} below the best): {disturbed}"
     )
 
 
-def _images_per_s(record: dict, key: str) -> str:
-    return f"{record[key]:.0f}" if key in record else "-"
+def _images_per_s(record: CaseRecord, time: str) -> str:
+    value = record.images_per_s(time)
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _most(record: CaseRecord, quantity: str) -> str:
+    """The most of a per-round quantity (memory), or "-"."""
+    return f"{max(record.rounds[quantity]):.0f}" if quantity in record.rounds else "-"
 
 
 # every column of the results table: its title and its cell of a record
-_COLUMNS: dict[str, Callable[[dict], object]] = {
-    "backend": lambda r: r["backend"],
-    "model": lambda r: r["model"],
-    "batch": lambda r: r["batch_size"],
+_COLUMNS: dict[str, Callable[[CaseRecord], object]] = {
+    "backend": lambda r: r.backend,
+    "model": lambda r: r.model,
+    "batch": lambda r: r.batch_size,
     "forward ms": lambda r: _times(r, "forward_s", 1e3, 0),
-    "forward img/s": lambda r: _images_per_s(r, "images_per_s"),
+    "forward img/s": lambda r: _images_per_s(r, "forward_s"),
     "fwd % of round peak": lambda r: _ratio_cell(r, "forward_peak_fraction", _percent),
     "train step s": lambda r: _times(r, "train_step_s", 1, 2),
     "train step ms": lambda r: _times(r, "train_step_s", 1e3, 1),
-    "train img/s": lambda r: _images_per_s(r, "train_images_per_s"),
+    "train img/s": lambda r: _images_per_s(r, "train_step_s"),
     "train % of round peak": lambda r: _ratio_cell(r, "train_peak_fraction", _percent),
     "book fwd ms": lambda r: _times(r, "book_forward_s", 1e3, 0),
     "book step s (plain SGD)": lambda r: _times(r, "book_train_step_s", 1, 2),
@@ -80,9 +83,9 @@ _COLUMNS: dict[str, Callable[[dict], object]] = {
     "book train % of round peak": lambda r: _ratio_cell(r, "book_train_peak_fraction", _percent),
     "train vs book (plain)": lambda r: _ratio_cell(r, "train_vs_book", _x),
     "train vs book (equal work)": lambda r: _ratio_cell(r, "train_vs_book_recipe", _x),
-    "1st call s": lambda r: f"{r['first_call_s']:.1f}",
-    "RSS MB": lambda r: f"{max(r['rounds']['peak_rss_mb']):.0f}",
-    "device MB": lambda r: f"{max(r['rounds']['device_peak_mb']):.0f}" if "device_peak_mb" in r["rounds"] else "-",
+    "1st call s": lambda r: f"{r.setup.first_call_s:.1f}",
+    "RSS MB": lambda r: _most(r, "peak_rss_mb"),
+    "device MB": lambda r: _most(r, "device_peak_mb"),
 }
 # on the CPU, the book's code is the peer; on a GPU (no peer), images per second and device memory
 HEADER = (
@@ -96,18 +99,16 @@ GPU_HEADER = (
 )  # fmt: skip
 
 
-def _header(result: dict) -> tuple[str, ...]:
-    return GPU_HEADER if result["device"] == "gpu" else HEADER
+def _header(result: BenchResult) -> tuple[str, ...]:
+    return GPU_HEADER if result.device == "gpu" else HEADER
 
 
-def _rows(result: dict) -> list[tuple]:
+def _rows(result: BenchResult) -> list[tuple]:
     header = _header(result)
     rows = []
-    for r in result["records"]:
-        if "error" in r:
-            rows.append(
-                (r["backend"], r["model"], r["batch_size"], "FAILED: " + r["error"][:60], *[""] * (len(header) - 4))
-            )
+    for r in result.records:
+        if r.error is not None:
+            rows.append((r.backend, r.model, r.batch_size, "FAILED: " + r.error[:60], *[""] * (len(header) - 4)))
         else:
             rows.append(tuple(_COLUMNS[title](r) for title in header))
     return rows
@@ -129,20 +130,20 @@ GPU_FOOTNOTE = (
 )
 
 
-def _footnote(result: dict) -> str:
-    return GPU_FOOTNOTE if result["device"] == "gpu" else FOOTNOTE
+def _footnote(result: BenchResult) -> str:
+    return GPU_FOOTNOTE if result.device == "gpu" else FOOTNOTE
 
 
-def bench_text(result: dict) -> str:
+def bench_text(result: BenchResult) -> str:
     header = _header(result)
     table = text_table(header, _rows(result), right=tuple(range(2, len(header))))
     return f"{run_heading(result)}\n\n{table}\n\n{_footnote(result)}"
 
 
-def bench_markdown(result: dict) -> str:
+def bench_markdown(result: BenchResult) -> str:
     header = _header(result)
     table = markdown_table(header, _rows(result), right=tuple(range(2, len(header))))
-    rounds = ", ".join(f"{p:.0f}" if p else "-" for p in result["round_peaks"])
+    rounds = ", ".join(f"{p:.0f}" if p else "-" for p in result.round_peaks)
     return (
         f"Measured on {run_heading(result)}.\n\n{table}\n\n{_footnote(result)}\n\n"
         f"Peak of each round (GFLOP/s, best probe): {rounds}.\n"
@@ -159,8 +160,9 @@ RATIO_NAMES = {
 }
 
 
-def load_result(path: str | Path) -> dict:
-    """A run that ``nin bench --json`` wrote, with a clear error for anything else."""
+def load_result(path: str | Path) -> BenchResult:
+    """A run that ``nin bench --json`` wrote (this version or an earlier one), with a clear
+    error for anything else."""
     from ..errors import NinError
 
     try:
@@ -171,20 +173,26 @@ def load_result(path: str | Path) -> dict:
         raise NinError(f"{path} is not a JSON file ({e}); give the --json file of a `nin bench` run") from None
     if not isinstance(result, dict) or not isinstance(result.get("records"), list):
         raise NinError(f"{path} is JSON but not a `nin bench --json` result (it has no list of 'records')")
-    return result
+    try:
+        return BenchResult.from_json(result)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise NinError(
+            f"{path} is JSON but not a `nin bench --json` result: a record lacks or mistypes {e}; "
+            f"give the --json file of a `nin bench` run"
+        ) from None
 
 
-def agreement_markdown(result: dict) -> str:
-    def cell(name: str, spread: dict) -> str:
+def agreement_markdown(result: Agreement) -> str:
+    def cell(name: str, spread: Spread) -> str:
         return _spread_cell(spread, _percent if name.endswith("peak_fraction") else _x)
 
     header = ("backend", "model", "batch", "ratio", "run A median (min–max)", "run B median (min–max)", "agree")
     rows = [
-        (*row["case"][:3], RATIO_NAMES.get(row["ratio"], row["ratio"]), cell(row["ratio"], row["a"]),
-         cell(row["ratio"], row["b"]), "yes" if row["agree"] else "**no**")
-        for row in result["rows"]
+        (row.backend, row.model, row.batch_size, RATIO_NAMES.get(row.ratio, row.ratio), cell(row.ratio, row.a),
+         cell(row.ratio, row.b), "yes" if row.agree else "**no**")
+        for row in result.rows
     ]  # fmt: skip
-    agreed = sum(row["agree"] for row in result["rows"])
+    agreed = sum(row.agree for row in result.rows)
     return (
         f"{markdown_table(header, rows, right=(2,))}\n\n{agreed} of {len(rows)} ratios agree "
         f"(each run's median inside the other's min–max over rounds).\n"

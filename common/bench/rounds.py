@@ -6,12 +6,12 @@ disturbed rounds; and whether two runs agree (``agreement``)."""
 from __future__ import annotations
 
 import os
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..zoo import get_spec
+from .records import TRAIN_FLOPS_FACTOR, Agreement, AgreementRow, BenchResult, CaseRecord, Setup, Spread
 from .workers import Worker, has_peer, peak_sizes, probe_dtype
 
 # interleaved rounds: on the idle 2-core machine two runs of 5 agreed on 11–15 of their 20 ratios
@@ -73,11 +73,7 @@ class _Case:
     rounds: list[dict] = field(default_factory=list)
 
 
-def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def _ratios(rounds: list[dict], flops: float, peaks: list[float | None]) -> dict[str, list[float]]:
+def _ratios(rounds: list[dict], flops: float, peaks: tuple[float | None, ...]) -> dict[str, list[float]]:
     """Per round (``peaks[i]`` is round i's): our share of that round's peak, and the book's
     time over ours."""
     out: dict[str, list[float]] = {}
@@ -85,12 +81,13 @@ def _ratios(rounds: list[dict], flops: float, peaks: list[float | None]) -> dict
     def put(name: str, value: float) -> None:
         out.setdefault(name, []).append(value)
 
+    train = TRAIN_FLOPS_FACTOR * flops
     for r in rounds:
         peak = peaks[r["round"]]
         if peak:
             put("forward_peak_fraction", flops / r["forward_s"] / 1e9 / peak)
             if "train_step_s" in r:
-                put("train_peak_fraction", 3 * flops / r["train_step_s"] / 1e9 / peak)
+                put("train_peak_fraction", train / r["train_step_s"] / 1e9 / peak)
         if "book_forward_s" in r:
             put("forward_vs_book", r["book_forward_s"] / r["forward_s"])
             if "train_step_s" in r:
@@ -99,46 +96,33 @@ def _ratios(rounds: list[dict], flops: float, peaks: list[float | None]) -> dict
             if peak and "book_recipe_train_step_s" in r:
                 # the book's equal-work step on the same scale: 1 / this bounds train_vs_book_recipe
                 # for a step that cannot run faster than the peak
-                put("book_train_peak_fraction", 3 * flops / r["book_recipe_train_step_s"] / 1e9 / peak)
+                put("book_train_peak_fraction", train / r["book_recipe_train_step_s"] / 1e9 / peak)
     return out
 
 
-def _record(case: _Case, precision: str, peaks: list[float | None]) -> dict:
+def _record(case: _Case, precision: str, peaks: tuple[float | None, ...]) -> CaseRecord:
     """A case's result: its setup, every time per round with median and min–max, its ratios."""
-    head = {"backend": case.backend, "model": case.model, "batch_size": case.batch_size, "precision": precision}
+    head = (case.backend, case.model, case.batch_size, precision)
     if "error" in case.ours.setup:
-        return dict(head, error=case.ours.setup["error"])
+        return CaseRecord(*head, error=case.ours.setup["error"])
     if case.ours.error:
-        return dict(head, error=case.ours.error)
-    record = dict(head, **case.ours.setup)
-    if case.book is not None and case.book.error:
-        record["book_error"] = case.book.error
-    rounds = case.rounds
-    if not rounds:
-        return dict(head, error="no round completed")
-    flops = 2 * record["macs_per_example"] * case.batch_size
-    record["rounds"] = {
-        key: [r[key] for r in rounds if key in r] for key in dict.fromkeys(k for r in rounds for k in r)
+        return CaseRecord(*head, error=case.ours.error)
+    if not case.rounds:
+        return CaseRecord(*head, error="no round completed")
+    setup = Setup.from_json(case.ours.setup)
+    rounds = {
+        key: tuple(r[key] for r in case.rounds if key in r) for key in dict.fromkeys(k for r in case.rounds for k in r)
     }
-    for key, values in record["rounds"].items():
-        if not key.endswith("_s"):
-            continue
-        s = _spread(values)
-        record.update({key: s["median"], f"{key.removesuffix('_s')}_min_s": s["min"]})
-        record[f"{key.removesuffix('_s')}_max_s"] = s["max"]
-    record["forward_gflops"] = flops / record["forward_s"] / 1e9
-    record["images_per_s"] = case.batch_size / record["forward_s"]
-    if "train_step_s" in record:
-        record["train_gflops"] = 3 * flops / record["train_step_s"] / 1e9
-        record["train_images_per_s"] = case.batch_size / record["train_step_s"]
-    per_round = _ratios(rounds, flops, peaks)
-    record["ratios"] = {name: dict(_spread(values), rounds=values) for name, values in per_round.items()}
-    return record
+    times = {key: Spread.of(values) for key, values in rounds.items() if key.endswith("_s")}
+    flops = 2 * setup.macs_per_example * case.batch_size
+    ratios = {name: Spread.of(values, keep_rounds=True) for name, values in _ratios(case.rounds, flops, peaks).items()}
+    book_error = case.book.error if case.book is not None else None
+    return CaseRecord(*head, setup=setup, book_error=book_error, rounds=rounds, times=times, ratios=ratios)
 
 
 def run_bench(
-    config: BenchConfig, log: Callable[[str], None] = print, on_round: Callable[[dict], None] | None = None
-) -> dict:
+    config: BenchConfig, log: Callable[[str], None] = print, on_round: Callable[[BenchResult], None] | None = None
+) -> BenchResult:
     """Every case and every GEMM probe of ``config`` in its own warm worker, timed in
     ``config.rounds`` interleaved rounds; a case that fails is reported, not fatal.  On the CPU
     the probes are NumPy's and each benchmarked backend's GEMM; on a GPU, those of
@@ -185,9 +169,8 @@ def run_bench(
             workers.append(("book", i))
     probe_rounds: list[dict[str, float]] = []
 
-    def after(done: int) -> dict:  # the result after ``done`` rounds
-        result = _result(probed, probes, probe_rounds, cases, common, done, warmup, repeats)
-        return dict(result, peak_sizes=sizes)
+    def after(done: int) -> BenchResult:  # the result after ``done`` rounds
+        return _result(config, threads, sizes, probes, probe_rounds, cases, done)
 
     for r in range(rounds):
         measured: dict[str, float] = {}
@@ -214,31 +197,42 @@ def run_bench(
     return after(rounds)
 
 
-def _result(probed, probes, probe_rounds, cases, common, rounds, warmup, repeats) -> dict:
-    peaks = [round_peak(measured, common["device"], common["precision"]) for measured in probe_rounds]
+def _result(
+    config: BenchConfig,
+    threads: int,
+    sizes: list[int],
+    probes: dict[str, Worker],
+    probe_rounds: list[dict[str, float]],
+    cases: list[_Case],
+    rounds: int,
+) -> BenchResult:
+    """The run after ``rounds`` rounds: each round's peak (the best probe, ``round_peak``), the
+    disturbed rounds, every case's record."""
+    device, precision = config.device, config.precision
+    peaks = tuple(round_peak(measured, device, precision) for measured in probe_rounds)
     best_peak = max((p for p in peaks if p), default=None)
-    disturbed = [i for i, p in enumerate(peaks) if p and best_peak and p < (1 - DISTURBED) * best_peak]
-    names = list(dict.fromkeys(name for measured in probe_rounds for name in measured))
-    probe_spreads = {name: _spread([m[name] for m in probe_rounds if name in m]) for name in names}
-    best = _peak_candidates(
-        {name: s["max"] for name, s in probe_spreads.items()}, common["device"], common["precision"]
+    disturbed = tuple(i for i, p in enumerate(peaks) if p and best_peak and p < (1 - DISTURBED) * best_peak)
+    names = dict.fromkeys(name for measured in probe_rounds for name in measured)
+    best_of = {name: max(m[name] for m in probe_rounds if name in m) for name in names}
+    best = _peak_candidates(best_of, device, precision)
+    return BenchResult(
+        machine=machine_description(),
+        device=device,
+        precision=precision,
+        threads=threads,
+        rounds=rounds,
+        warmup=config.warmup,
+        repeats=config.repeats,
+        peak_gflops=best_peak,
+        peak_probe=max(best, key=best.get) if best else None,
+        peak_probes=best_of,
+        probe_rounds=tuple(probe_rounds),
+        round_peaks=peaks,
+        disturbed_rounds=disturbed,
+        peak_probe_errors={name: w.setup["error"] for name, w in probes.items() if "error" in w.setup},
+        records=tuple(_record(case, precision, peaks) for case in cases),
+        peak_sizes=tuple(sizes),
     )
-    best_probe = max(best, key=best.get) if best else None
-    return {
-        "machine": machine_description(),
-        **common,
-        "rounds": rounds,
-        "warmup": warmup,
-        "repeats": repeats,
-        "peak_gflops": best_peak,
-        "peak_probe": best_probe,
-        "peak_probes": {name: s["max"] for name, s in probe_spreads.items()},
-        "probe_rounds": probe_rounds,
-        "round_peaks": peaks,
-        "disturbed_rounds": disturbed,
-        "peak_probe_errors": {name: w.setup["error"] for name, w in probes.items() if "error" in w.setup},
-        "records": [_record(case, common["precision"], peaks) for case in cases],
-    }
 
 
 def machine_description() -> str:
@@ -278,22 +272,16 @@ def _round_line(peak_gflops: float | None, cases: list[_Case], r: int) -> str:
     return ", ".join([peak, *steps])
 
 
-def agreement(a: dict, b: dict) -> dict:
+def agreement(a: BenchResult, b: BenchResult) -> Agreement:
     """Whether two runs agree: for every case both measured and every per-round ratio, each
-    run's median lies inside the other's min–max over rounds.  ``rows`` lists them all;
-    ``agree`` is True when every row agrees and the runs share at least one ratio."""
+    run's median lies inside the other's min–max over rounds (``AgreementRow.agree``)."""
 
-    def ratios(result: dict) -> dict[tuple, dict]:
+    def ratios(result: BenchResult) -> dict[tuple, Spread]:
         return {
-            (r["backend"], r["model"], r["batch_size"], r.get("precision", "float32"), name): spread
-            for r in result["records"]
-            for name, spread in r.get("ratios", {}).items()
+            (r.backend, r.model, r.batch_size, r.precision, name): spread
+            for r in result.records
+            for name, spread in r.ratios.items()
         }
 
     mine, theirs = ratios(a), ratios(b)
-    rows = []
-    for key in [k for k in mine if k in theirs]:
-        x, y = mine[key], theirs[key]
-        inside = x["min"] <= y["median"] <= x["max"] and y["min"] <= x["median"] <= y["max"]
-        rows.append({"case": key[:4], "ratio": key[4], "a": x, "b": y, "agree": inside})
-    return {"rows": rows, "agree": bool(rows) and all(row["agree"] for row in rows)}
+    return Agreement(tuple(AgreementRow(*key, mine[key], theirs[key]) for key in mine if key in theirs))
