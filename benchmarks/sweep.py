@@ -72,7 +72,11 @@ def sweep_markdown(model: str, by_batch: dict, size_records: list[dict]) -> str:
         for backend in dict.fromkeys(r["backend"] for r in by_batch["records"])
         for r in _ok(by_batch["records"], backend) + _ok(size_records, backend)
     ]
-    return f"{model}: {run_heading(BenchResult.from_json(by_batch))}.\n\n" + markdown_table(header, rows, right=range(2, 8)) + "\n"
+    return (
+        f"{model}: {run_heading(BenchResult.from_json(by_batch))}.\n\n"
+        + markdown_table(header, rows, right=range(2, 8))
+        + "\n"
+    )
 
 
 def plot(args, by_batch: dict, size_records: list[dict], path: Path) -> None:

@@ -32,7 +32,7 @@ COMMANDS = {
     "backends": "backends",
     "compare": "compare",
     "conformance": "conformance",
-    "train": "train.command",
+    "train": "train_command",
     "visualize": "visualize",
     "export": "export",
     "bench": "bench.command",

@@ -1,4 +1,4 @@
-"""What the command modules share (``nin.summary``, ``nin.compare``, ``nin.train.command``,
+"""What the command modules share (``nin.summary``, ``nin.compare``, ``nin.train_command``,
 ...; each gives ``add_arguments(parser)`` and ``run(args)``, and ``nin.cli`` builds the parser
 from them): the checks of names and sizes given on a command line, made before anything is
 imported or run, and the writing and verdict of a command's result."""

@@ -22,9 +22,15 @@ of the mean loss; dropout is seeded from ``(seed, epoch, rank)``; only rank 0 wr
 epoch's record (metrics and checkpoint) holds the world size and the real rows each rank
 trained on, summed over the workers by the engine (``DataParallel.epoch_record``).
 
-The local launcher (``launch``) watches its workers: one that exits, dies, or stops sending its
-heartbeat for ``heartbeat_window()`` seconds (stopped with SIGSTOP, or hung with the interpreter
-lock held) ends the job with an error naming its rank.
+``nin train --workers N`` is orchestrated here: ``plan`` makes every check a job allows before
+a process starts, and the local launcher (``launch``) starts N workers
+(``python -m nin.distributed``, ``run_worker``), giving each the run's settings explicitly (a
+``TrainJob`` as JSON) with its rank, the world size and the coordinator's address; nothing of
+the launcher's command line is passed on or rewritten.  The launcher watches its workers: one
+that exits, dies, or stops sending its heartbeat for ``heartbeat_window()`` seconds (stopped
+with SIGSTOP, or hung with the interpreter lock held) ends the job with an error naming its rank.
+A worker of a multi-host job (``nin train --rank R --world-size N --coordinator HOST:PORT``, or
+torchrun's variables) runs ``train_worker`` from the command itself.
 """
 
 from __future__ import annotations

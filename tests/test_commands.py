@@ -177,10 +177,10 @@ def test_conformance_fails_loudly_on_unknown_model():
 @pytest.mark.parametrize("backend", selected_backends())
 def test_summary_read_off_the_live_model(backend):
     backend_or_skip(backend)
-    out = _nin("summary", "nin_cifar10", "--backend", backend, "--json")
+    out = _nin("summary", "nin_cifar10", "--backend", backend, "--format", "json")
     assert out.returncode == 0, out.stderr
     live = json.loads(out.stdout)
-    spec = json.loads(_nin("summary", "nin_cifar10", "--json").stdout)
+    spec = json.loads(_nin("summary", "nin_cifar10", "--format", "json").stdout)
     assert live == spec
 
 

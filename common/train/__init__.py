@@ -7,8 +7,10 @@
 * ``nin.train.checkpoint``: the checkpoint format (``nin-checkpoint/2``, the spec's canonical
   JSON as its identity) and the checks a resume makes;
 * ``nin.train.loop``: ``fit``, which drives any backend's ``Trainer`` (metrics, curves,
-  checkpoints), and ``run_seeds``;
-* ``nin.train.command``: the ``nin train`` command.
+  checkpoints), and ``run_seeds``.
+
+The ``nin train`` command is ``nin.train_command``, above this package and ``nin.distributed``
+(which runs ``fit`` in each worker of a data-parallel job).
 
 The update is PyTorch's ``torch.optim.SGD`` (coupled L2 weight decay, no dampening, no
 Nesterov): ``b ← μ·b + (g + λ·w)``, ``w ← w − lr·b``.

@@ -1,5 +1,5 @@
-"""The ``nin train`` command: its options, and a run of one trainer, of several seeds, of one
-worker of a data-parallel job, or of the launcher of ``--workers N`` local workers
+"""The ``nin train`` command: its options, and a run of one trainer (``nin.train``), of several
+seeds, of one worker of a data-parallel job, or of the launcher of ``--workers N`` local workers
 (``nin.distributed``)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import NinError
-from ..extras import require_extra
-from ..files import output_folder
+from .errors import NinError
+from .extras import require_extra
+from .files import output_folder
 
 HELP = "train with the shared recipe; metrics, curves and resumable checkpoints"
 
@@ -29,9 +29,9 @@ RECIPE_FLAGS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from ..frameworks import list_backends
-    from ..weights import INITIALIZERS
-    from .recipe import SCHEDULES, Recipe
+    from .frameworks import list_backends
+    from .train.recipe import SCHEDULES, Recipe
+    from .weights import INITIALIZERS
 
     p.add_argument("--backend", required=True, help=f"numpy (the slow oracle) or one of: {', '.join(list_backends())}")
     p.add_argument("--model", default="nin_mnist", help="a zoo model (default nin_mnist)")
@@ -87,14 +87,13 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import distributed
-    from ..commands import check_backends, check_input_size
-    from ..loaders import load_dataset
-    from ..zoo import get_spec
-    from . import loop
-    from .recipe import Recipe
+    from . import distributed
+    from .commands import check_backends, check_input_size
+    from .loaders import load_dataset
+    from .train import loop
+    from .train.recipe import Recipe
+    from .zoo import get_spec
 
-    distributed.start_heartbeat()  # in a worker started by torchrun or a launcher: first, so it is heard while it loads
     check_backends([args.backend], extra=("numpy",))
     fields = (*RECIPE_FLAGS.values(), "dropout", "seed")
     recipe = Recipe(**{field: getattr(args, field) for field in fields if getattr(args, field) is not None})
@@ -167,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, spec, dataset, history, workers: str = "") -> None:
-    from .loop import CURVES
+    from .train.loop import CURVES
 
     last = history[-1]
     written = "metrics, curves and checkpoint" if (Path(args.out) / CURVES).exists() else "metrics and checkpoint"
@@ -180,7 +179,7 @@ def _report(args: argparse.Namespace, spec, dataset, history, workers: str = "")
 def _epoch_pictures(args: argparse.Namespace, dataset):
     """An ``on_epoch`` hook for ``fit``: every N epochs, the feature maps, channel GIFs and
     class activation maps of the first test example, in DIR/visualize/epochNNN."""
-    from ..visualize import visualize
+    from .visualize import visualize
 
     sample = dataset.x_test[:1]
 
