@@ -532,10 +532,11 @@ def test_checkpoint_weights_load_with_load_weights(tmp_path):
 _KILLABLE_TRAIN = """
 import sys, time
 import numpy as np
-from nin import cli, train
+from nin import cli
+from nin.train import loop  # the module whose fit saves each epoch's checkpoint
 
 at, moment = int(sys.argv[1]), sys.argv[2]
-real_save, real_savez, saves = train.save_checkpoint, np.savez, [0]
+real_save, real_savez, saves = loop.save_checkpoint, np.savez, [0]
 
 def wait_for_kill(what):
     print(what, flush=True)
@@ -555,7 +556,7 @@ def save_checkpoint(path, state, meta):
         wait_for_kill("saved")
     return written
 
-np.savez, train.save_checkpoint = savez, save_checkpoint
+np.savez, loop.save_checkpoint = savez, save_checkpoint
 sys.exit(cli.main(sys.argv[3:]))
 """
 _TRAIN_ARGS = ["train", "--backend", "numpy", "--model", "nin_tiny", "--data", "synthetic", "--input-size", "8", "8",
