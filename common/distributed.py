@@ -50,11 +50,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import NinError
+
+if TYPE_CHECKING:
+    from .spec import NiNSpec
+    from .train import Recipe
 
 # How long a worker waits for the others to join, and for one collective: past it, it stops
 # with an error instead of hanging (a lost peer on another host).
@@ -178,13 +182,13 @@ class TrainJob:
     input_size: tuple[int, ...]
     in_channels: int
     num_classes: int
-    recipe: Any
+    recipe: Recipe
     out: str
     resume: bool = False
     progress: bool = True
     device: str = "cpu"
 
-    def spec(self):
+    def spec(self) -> NiNSpec:
         """The spec the job trains."""
         from .zoo import get_spec
 
