@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 from nin.conformance import max_rel_error
-from nin.data import load_dataset
 from nin.distributed import free_ports
+from nin.loaders import load_dataset
 from nin.train import NumpyTrainer, Recipe, fit, load_checkpoint
 from nin.zoo import get_spec
 

@@ -84,7 +84,7 @@ class JaxCase:
         self.module = model_module.NiN(spec)
         shape = (1, *spec.input_size, spec.in_channels)
         self.params = self.module.init(jax.random.key(0), jnp.zeros(shape), train=False)["params"]
-        self.opt_state = train.torch_sgd(0.01, recipe.momentum, recipe.weight_decay).init(self.params)
+        self.opt_state = train.coupled_sgd(0.01, recipe.momentum, recipe.weight_decay).init(self.params)
         self.momentum, self.weight_decay = recipe.momentum, recipe.weight_decay
         self.x, self.y = jax.device_put(x), jax.device_put(y.astype(np.int32))
         self.key = jax.random.key(1)

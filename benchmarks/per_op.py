@@ -49,7 +49,7 @@ import torch.nn.functional as F  # noqa: E402
 from nin.conformance import sample_batch  # noqa: E402
 from nin.frameworks.jax.adapter import apply_logits  # noqa: E402
 from nin.frameworks.jax.model import ConvReLU, max_pool  # noqa: E402
-from nin.frameworks.jax.train import torch_sgd  # noqa: E402
+from nin.frameworks.jax.train import coupled_sgd  # noqa: E402
 from nin.tables import markdown_table  # noqa: E402
 from nin.train import Recipe, get_trainer  # noqa: E402
 
@@ -127,7 +127,7 @@ def _jax_rest(spec: nin.NiNSpec, batch: int, x: np.ndarray, y: np.ndarray) -> di
     labels = jnp.asarray(y, jnp.int32)
     layout = jax.jit(lambda x: jnp.moveaxis(x, 1, -1))
     loss = jax.jit(jax.grad(lambda z: optax.softmax_cross_entropy_with_integer_labels(z, labels).mean()))
-    sgd = torch_sgd(0.01, recipe.momentum, recipe.weight_decay)
+    sgd = coupled_sgd(0.01, recipe.momentum, recipe.weight_decay)
     params = jax.tree.map(jnp.copy, model.params)
     state = {"params": params, "opt": sgd.init(params)}
 

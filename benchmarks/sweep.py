@@ -9,6 +9,7 @@ overhead dominating the small cases).  Writes ``sweep.json``, ``sweep.md`` (a ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from nin.bench import bench, run_heading  # noqa: E402
+from nin.bench import BenchConfig, BenchResult, run_bench, run_heading  # noqa: E402
 from nin.frameworks import available_backends  # noqa: E402
 from nin.tables import markdown_table  # noqa: E402
 
@@ -35,17 +36,10 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    by_batch = bench(args.backends, [args.model], args.batch_sizes, repeats=args.repeats, peer=False, log=log)
+    config = BenchConfig(tuple(args.backends), (args.model,), tuple(args.batch_sizes), repeats=args.repeats, peer=False)
+    by_batch = run_bench(config, log=log).to_json()
     by_size = [
-        bench(
-            args.backends,
-            [args.model],
-            [8],
-            input_size=(s, s),
-            repeats=args.repeats,
-            peer=False,
-            log=log,
-        )
+        run_bench(dataclasses.replace(config, batch_sizes=(8,), input_size=(s, s)), log=log).to_json()
         for s in args.input_sizes
     ]
     (out / "sweep.json").write_text(json.dumps({"batch": by_batch, "input": by_size}, indent=2))
@@ -78,7 +72,11 @@ def sweep_markdown(model: str, by_batch: dict, size_records: list[dict]) -> str:
         for backend in dict.fromkeys(r["backend"] for r in by_batch["records"])
         for r in _ok(by_batch["records"], backend) + _ok(size_records, backend)
     ]
-    return f"{model}: {run_heading(by_batch)}.\n\n" + markdown_table(header, rows, right=range(2, 8)) + "\n"
+    return (
+        f"{model}: {run_heading(BenchResult.from_json(by_batch))}.\n\n"
+        + markdown_table(header, rows, right=range(2, 8))
+        + "\n"
+    )
 
 
 def plot(args, by_batch: dict, size_records: list[dict], path: Path) -> None:

@@ -19,6 +19,7 @@ from .errors import (
     UnknownNameError,
     WeightsError,
 )
+from .pretrained_weights import pretrained, pretrained_models
 from .shapes import check_input, check_labels, layer_table, mac_count, min_input_size, output_shapes, param_count
 from .spec import (
     AvgPool,
@@ -33,7 +34,6 @@ from .spec import (
     max_pool,
     nin_block,
 )
-from .trained import pretrained, pretrained_models
 from .weights import init_weights, load_weights, save_weights, validate_weights, weight_shapes
 from .zoo import get_spec, list_models
 

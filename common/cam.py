@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import resize
 from .errors import SpecError
+from .loaders import resize
 from .spec import GlobalAvgPool, NiNBlock, NiNSpec
 from .weights import Weights
 
@@ -108,7 +108,7 @@ class ClassActivation:
 
 
 def class_activation(spec: NiNSpec, x: np.ndarray, logits: np.ndarray, acts: dict[str, np.ndarray]) -> ClassActivation:
-    """The first example's class maps, enlarged to its input size by ``nin.data.resize``
+    """The first example's class maps, enlarged to its input size by ``nin.loaders.resize``
     (bilinear / trilinear, pixel centres at i + 0.5, edges clamped)."""
     maps = class_maps(spec, acts)[0]
     scores = np.asarray(logits[0], dtype=np.float64)

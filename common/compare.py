@@ -16,6 +16,7 @@ is ok, at least one ran, and every backend named in ``backends`` could run.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -156,3 +157,33 @@ def compare_text(result: dict) -> str:
     if result["failures"]:
         verdict = [f"verdict: FAILED: {line}" for line in result["failures"]]
     return "\n".join([head, "", text_table(header, table, right=(2, 4, 5, 6, 7)), "", foot, *notes, *verdict])
+
+
+HELP = "one table, a row per backend, checked against the NumPy reference"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from .commands import EXIT_STATUS
+    from .files import output_file
+
+    p.description = (
+        "One row per backend: parameter count, output, logits against the NumPy oracle, timings. " + EXIT_STATUS
+    )
+    p.add_argument("model", nargs="?", default="nin_d2l")
+    p.add_argument("--backends", nargs="+", default=None, metavar="NAME")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    p.add_argument("--json", metavar="FILE", type=output_file)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from .commands import check_backends, check_models, save, verdict
+
+    check_models([args.model])
+    check_backends(args.backends, runtimes=True)
+    result = compare(args.model, args.backends, batch_size=args.batch_size, repeats=args.repeats, device=args.device)
+    print(compare_text(result))
+    save(result, args.json)
+    return verdict(args, result)

@@ -59,6 +59,7 @@ of the default list that cannot run is reported with the reason and does not fai
 
 from __future__ import annotations
 
+import argparse
 import functools
 import time
 
@@ -273,3 +274,54 @@ def conformance_text(result: dict) -> str:
 
 def conformance_markdown(result: dict) -> str:
     return markdown_table(HEADER, _rows(result), right=(3, 5, 6, 7, 8))
+
+
+HELP = "backend × model matrix: params, every layer's shape and value, logits, gradients, K SGD steps"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from .commands import EXIT_STATUS, name_list
+    from .files import output_file
+
+    p.description = (
+        "Every backend × model against the spec and the NumPy oracle: parameter count, every layer's "
+        "shape and value, logits, gradients, and K SGD steps per trainer (tolerances: nin.conformance, "
+        f"docs/conformance.md). {EXIT_STATUS} With --device gpu a backend that sees no GPU is reported "
+        "'no GPU visible' with the reason (CPU-only build, no driver, no CUDA plugin) and fails the run only "
+        "when --backends or --require-gpu names it; a run where no backend sees a GPU checked nothing, and fails."
+    )
+    p.add_argument("--backends", nargs="+", default=None, metavar="NAME")
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME")
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bf16", "all"),
+        help="bf16: mixed precision against the oracle at the bf16 bounds (backends that have it: torch, jax); "
+        "all: both (default float32)",
+    )
+    p.add_argument(
+        "--require-gpu",
+        type=name_list,
+        default=[],
+        metavar="LIST",
+        help="comma list, e.g. torch,jax: with --device gpu, fail (exit 1, saying why) when one of these sees no GPU",
+    )
+    p.add_argument("--json", metavar="FILE", type=output_file)
+    p.add_argument("--markdown", metavar="FILE", type=output_file)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from .commands import check_backends, check_models, save, verdict
+    from .errors import NinError
+
+    check_models(args.models or [])
+    check_backends(args.backends, runtimes=True)
+    check_backends(args.require_gpu, runtimes=True)
+    if args.require_gpu and args.device != "gpu":
+        raise NinError(f"--require-gpu {','.join(args.require_gpu)} needs --device gpu; got --device {args.device}")
+    result = run_matrix(args.backends, args.models, args.device, args.precision, args.require_gpu)
+    print(conformance_text(result))
+    save(result, args.json, args.markdown, conformance_markdown)
+    return verdict(args, result)

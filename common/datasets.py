@@ -1,6 +1,6 @@
 """The two things every data source shares: the ``Dataset`` a loader returns and the
 mini-batches ``batches`` cuts from it, the same for every backend.  A leaf: the loaders
-(``nin.data``, ``nin.volumes``) and the training loop (``nin.train``) import it, it imports
+(``nin.loaders``, ``nin.volumes``) and the training loop (``nin.train``) import it, it imports
 neither."""
 
 from __future__ import annotations

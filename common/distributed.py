@@ -22,14 +22,22 @@ of the mean loss; dropout is seeded from ``(seed, epoch, rank)``; only rank 0 wr
 epoch's record (metrics and checkpoint) holds the world size and the real rows each rank
 trained on, summed over the workers by the engine (``DataParallel.epoch_record``).
 
-The local launcher (``launch``) watches its workers: one that exits, dies, or stops sending its
-heartbeat for ``heartbeat_window()`` seconds (stopped with SIGSTOP, or hung with the interpreter
-lock held) ends the job with an error naming its rank.
+``nin train --workers N`` is orchestrated here: ``plan`` makes every check a job allows before
+a process starts, and the local launcher (``launch``) starts N workers
+(``python -m nin.distributed``, ``run_worker``), giving each the run's settings explicitly (a
+``TrainJob`` as JSON) with its rank, the world size and the coordinator's address; nothing of
+the launcher's command line is passed on or rewritten.  The launcher watches its workers: one
+that exits, dies, or stops sending its heartbeat for ``heartbeat_window()`` seconds (stopped
+with SIGSTOP, or hung with the interpreter lock held) ends the job with an error naming its rank.
+A worker of a multi-host job (``nin train --rank R --world-size N --coordinator HOST:PORT``, or
+torchrun's variables) runs ``train_worker`` from the command itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import json
 import os
 import signal
 import socket
@@ -42,11 +50,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import NinError
+
+if TYPE_CHECKING:
+    from .spec import NiNSpec
+    from .train import Recipe
 
 # How long a worker waits for the others to join, and for one collective: past it, it stops
 # with an error instead of hanging (a lost peer on another host).
@@ -155,6 +167,90 @@ def check_split(batch_size: int, world_size: int) -> int:
             f"use --batch-size {lower or upper} or {upper}, or another number of workers"
         )
     return batch_size // world_size
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What every worker of a data-parallel job trains, given to it explicitly: ``launch`` passes
+    it to each worker as JSON (``to_json``) beside its rank, so a worker never reparses the
+    launcher's command line.  The spec is the zoo model's, built for the data's channels and
+    classes at ``input_size``; ``recipe`` is a ``nin.train.Recipe``."""
+
+    backend: str
+    model: str
+    data: str
+    input_size: tuple[int, ...]
+    in_channels: int
+    num_classes: int
+    recipe: Recipe
+    out: str
+    resume: bool = False
+    progress: bool = True
+    device: str = "cpu"
+
+    def spec(self) -> NiNSpec:
+        """The spec the job trains."""
+        from .zoo import get_spec
+
+        return get_spec(
+            self.model, in_channels=self.in_channels, num_classes=self.num_classes, input_size=self.input_size
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({**dataclasses.asdict(self), "recipe": self.recipe.to_json()})
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainJob:
+        from .train import Recipe
+
+        data = json.loads(text)
+        return cls(**{**data, "input_size": tuple(data["input_size"]), "recipe": Recipe.from_json(data["recipe"])})
+
+
+def check_job(backend: str, batch_size: int, world_size: int, one_run: bool = True) -> None:
+    """Every check a worker or its launcher can make before a job starts: a backend that trains
+    in one process, several seeds or pictures per epoch (``one_run`` False), a batch that does
+    not split, a backend without a data-parallel part or whose framework is missing; each a
+    one-line error."""
+    from .frameworks import backends_with_part, part_unavailable_reason
+
+    if backend == "numpy":
+        having = ", ".join(backends_with_part("distributed"))
+        raise NinError(f"the numpy backend trains in one process; use --workers with one of: {having}")
+    if not one_run:
+        raise NinError("data-parallel training runs one seed and no --visualize-every; use --seed")
+    check_split(batch_size, world_size)
+    reason = part_unavailable_reason(backend, "distributed")  # the record lacks it, or a framework is missing
+    if reason:
+        raise NinError(reason)
+
+
+def plan(
+    backend: str,
+    batch_size: int,
+    workers: int,
+    rank: int | None,
+    world_size: int | None,
+    coordinator: str | None,
+    device: str = "cpu",
+    one_run: bool = True,
+) -> Cluster | None:
+    """How ``nin train`` runs: as one worker of a job (``--rank``/``--world-size``/
+    ``--coordinator``, else torchrun's variables) — its ``Cluster`` —, or alone or as the
+    launcher of ``workers`` local workers (None); every check that can be made before a
+    process starts.  ``one_run`` is False for several seeds or pictures per epoch, which a
+    data-parallel job does not do."""
+    cluster = cluster_from(rank, world_size, coordinator, device)
+    if cluster is None and workers == 1:
+        return None
+    if workers < 1:
+        raise NinError(f"--workers must be ≥ 1; got {workers}")
+    if cluster is not None and workers > 1:
+        raise NinError("--workers N starts N local workers itself; leave out --rank, --world-size and --coordinator")
+    check_job(backend, batch_size, cluster.world_size if cluster else workers, one_run)
+    if cluster is not None and cluster.rank == 0 and rank is not None:
+        check_port_free(cluster.host, cluster.port)
+    return cluster
 
 
 def local_shard(x: np.ndarray, y: np.ndarray, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -438,16 +534,18 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             time.sleep(0.1)
 
 
-def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str | Path, host: str = "127.0.0.1") -> int:
-    """Run ``nin train`` ``worker_args`` as ``workers`` local processes with ``--rank``,
-    ``--world-size`` and a free ``--coordinator`` port; return 0 when all of them succeed.
+def launch(job: TrainJob, workers: int, host: str = "127.0.0.1") -> int:
+    """Run ``job`` as ``workers`` local processes (``python -m nin.distributed``), each given
+    the job as JSON, its ``--rank``, the ``--world-size`` and a free ``--coordinator`` port;
+    return 0 when all of them succeed.
 
     The split is checked before any process starts.  The workers' stderr reaches ours line by
     line.  When a worker fails or dies, or sends no heartbeat for ``heartbeat_window()`` seconds
     (stopped, or hung), the others are stopped (SIGTERM, then SIGKILL after ``STOP_GRACE_S``)
     and the error names its rank and how it ended (a failed worker's last ``TAIL_LINES`` lines
     of stderr too); the last checkpoint, written atomically by rank 0, stays as it was."""
-    check_split(batch_size, workers)
+    check_split(job.recipe.batch_size, workers)
+    out_dir = job.out
     window = heartbeat_window()
     ports = free_ports(workers + 1, host)
     peers = ",".join(f"{host}:{p}" for p in ports[1:])
@@ -461,7 +559,7 @@ def launch(worker_args: list[str], workers: int, batch_size: int, out_dir: str |
     try:
         for rank in range(workers):
             command = [
-                sys.executable, "-m", "nin.cli", "train", *worker_args,
+                sys.executable, "-m", "nin.distributed", job.to_json(),
                 "--rank", str(rank), "--world-size", str(workers), "--coordinator", f"{host}:{ports[0]}",
             ]  # fmt: skip
             read_end, write_end = os.pipe()
@@ -528,3 +626,44 @@ def _by_signal(failure: tuple[int, int]) -> bool:
 def _interrupt(signum: int, frame) -> None:
     """SIGTERM to the launcher stops its workers, as Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+# -- a launched worker ------------------------------------------------------------------------
+
+
+def run_worker(argv: list[str]) -> int:
+    """A worker that ``launch`` started: ``JOB_JSON --rank R --world-size N --coordinator
+    HOST:PORT``; the job's checks, then its part of the job.  Errors are one line on stderr
+    (the launcher repeats a failed worker's last lines), with exit status 2; Ctrl-C or the
+    launcher's SIGTERM, 130."""
+    import argparse
+
+    start_heartbeat()  # first, so that the launcher hears this worker while it loads
+    parser = argparse.ArgumentParser(prog="nin train (a worker of --workers N)")
+    parser.add_argument("job")
+    parser.add_argument("--rank", type=int, required=True)
+    parser.add_argument("--world-size", type=int, required=True)
+    parser.add_argument("--coordinator", required=True)
+    args = parser.parse_args(argv)
+    try:
+        job = TrainJob.from_json(args.job)
+        check_job(job.backend, job.recipe.batch_size, args.world_size)
+        cluster = cluster_from(args.rank, args.world_size, args.coordinator, job.device)
+        from .loaders import load_dataset
+
+        dataset = load_dataset(job.data, input_size=job.input_size)
+        train_worker(job.backend, job.spec(), dataset, job.recipe, job.out, cluster, job.resume, job.progress)
+    except NinError as e:
+        print(f"nin train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nin train: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # ``python -m nin.distributed``: run the importable module's copy, whose
+    # classes the backends' distributed.py subclass (``from nin.distributed import DataParallel``)
+    from nin.distributed import run_worker as _run_worker
+
+    sys.exit(_run_worker(sys.argv[1:]))

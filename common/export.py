@@ -12,6 +12,7 @@ place; an existing folder is never replaced, and what a killed export leaves beh
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,59 @@ def run_exported(path: str | Path, fmt: str, x: np.ndarray) -> np.ndarray:
     if owner is None:
         return get_backend("onnxruntime").run_file(path, x)  # a clear error where it is missing
     return get_backend(owner).run_exported(path, fmt, x)  # the framework with its backend's own settings
+
+
+HELP = "write a model with its weights as ONNX or a framework's deployment format"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from .files import output_file
+    from .frameworks import list_runtimes
+    from .zoo import list_models
+
+    p.add_argument("model", help=f"one of: {', '.join(list_models())}")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="canonical weights (.npz, .safetensors, a nin train checkpoint) or 'pretrained' "
+        "(default: the shipped weights where the model has them)",
+    )
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=list(formats()),
+        help="onnx: the framework-free graph (nin.onnx); "
+        + "; ".join(f"{fmt}: the {name} backend's" for fmt, name in formats().items() if name),
+    )
+    p.add_argument("--backend", choices=list_runtimes(), help="the backend (must own --format; any for onnx)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        type=output_file,
+        help="file (onnx, torchscript, stablehlo) or new folder",
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import reference
+    from .checks import max_rel_error, sample_batch
+    from .pretrained_weights import resolve_weights
+    from .zoo import get_spec
+
+    spec = get_spec(args.model)
+    owner = exporter_backend(args.format, args.backend)
+    weights, note = resolve_weights(spec, args.weights)
+    if weights is None:
+        raise NinError(f"{note}: pass --weights FILE (.npz, .safetensors or a nin train checkpoint)")
+    out = export(spec, weights, args.format, args.out, args.backend)
+    x = sample_batch(spec, 2)
+    got, want = run_exported(out, args.format, x), reference.forward(spec, weights, x)[0]
+    writer = f"{owner} backend" if owner else "nin.onnx"
+    print(f"wrote {out}: {spec.name} as {args.format} (by {writer}); {note}")
+    print(
+        f"reloaded and run on 2 random inputs: max|logits − NumPy oracle| = {float(np.max(np.abs(got - want))):.1e} "
+        f"({max_rel_error(got, want):.1e}·max|ref|)"
+    )
+    return 0

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .deprecated import renamed
 from .errors import WeightsError
 from .shapes import layer_table, window_out
 from .spec import AvgPool, Dropout, GlobalAvgPool, Linear, MaxPool, NiNBlock, NiNSpec
@@ -296,7 +297,7 @@ def _constants(graph) -> dict[str, np.ndarray]:
     return found
 
 
-def load_weights(source: str | Path | onnx.ModelProto, spec: NiNSpec) -> Weights:
+def extract_weights(source: str | Path | onnx.ModelProto, spec: NiNSpec) -> Weights:
     """The canonical weights held by an ONNX NiN whose graph matches ``spec``: written by
     ``nin.onnx`` or by another tool (``torch.onnx.export``, MXNet's ``mx.onnx``, ...).
 
@@ -373,3 +374,7 @@ def load_weights(source: str | Path | onnx.ModelProto, spec: NiNSpec) -> Weights
     if problems:
         raise WeightsError(f"{where}: non-finite values in {', '.join(problems)}")
     return validate_weights(spec, weights)
+
+
+# the old name, which said "load" like nin.load_weights (a file) but reads an ONNX graph
+__getattr__ = renamed("nin.onnx", {"load_weights": "extract_weights"}, globals())

@@ -1,7 +1,11 @@
-"""The layer summary (d2l's ``layer_summary``, with parameters and MACs), from the spec or
-read off a live native model."""
+"""``nin summary``: the layer summary (d2l's ``layer_summary``, with parameters and MACs), from
+the spec or read off a live native model."""
 
 from __future__ import annotations
+
+import argparse
+import json
+import sys
 
 import numpy as np
 
@@ -69,3 +73,44 @@ def summary_text(spec: NiNSpec, rows: list[LayerInfo] | None = None, backend: st
     )
     table = text_table(("layer", "kind", "output", "params", "MACs"), body, right=(3, 4))
     return "\n".join([head, "", table, "", foot])
+
+
+HELP = "layer table of a zoo model: shapes, parameters, MACs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from .frameworks import list_backends
+    from .zoo import list_models
+
+    p.add_argument("model", help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--input-size", type=int, nargs="+", metavar="N", help="spatial size, e.g. 96 96")
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--in-channels", type=int)
+    p.add_argument("--backend", choices=list_backends(), help="read the table off this framework's live model")
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="json: print one JSON object (default text)"
+    )
+    # before --format: a flag that printed JSON here but names a file in every other command
+    p.add_argument("--json", action="store_true", help="deprecated: use --format json")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from .commands import check_input_size
+    from .zoo import get_spec
+
+    if args.json:
+        print("nin summary: --json is deprecated and will be removed in the next release; use --format json",
+              file=sys.stderr)  # fmt: skip
+    spec = get_spec(args.model, num_classes=args.num_classes, in_channels=args.in_channels)
+    if args.input_size:
+        check_input_size(spec, args.input_size)
+        spec = get_spec(
+            args.model, num_classes=args.num_classes, in_channels=args.in_channels, input_size=tuple(args.input_size)
+        )
+    rows = backend_layer_table(spec, args.backend) if args.backend else None
+    if args.json or args.format == "json":
+        print(json.dumps(summary_json(spec, rows)))
+    else:
+        print(summary_text(spec, rows, args.backend))
+    return 0

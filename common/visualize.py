@@ -214,7 +214,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``nin visualize``: pick the input, capture, render, and say what was written."""
-    from .trained import resolve_weights
+    from .pretrained_weights import resolve_weights
     from .weights import init_weights
     from .zoo import get_spec
 
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_input(args, spec: NiNSpec) -> tuple[np.ndarray, str, tuple[str, ...] | None]:
     """``(x (1, C, *spatial) float32, a description, class names or None)``."""
-    from .data import load_dataset, resize
+    from .loaders import load_dataset, resize
 
     if args.input:
         return _load_image(Path(args.input), spec), f"image {args.input}", None
@@ -322,10 +322,10 @@ def image_pixels(im) -> np.ndarray:
 
 def _load_image(path: Path, spec: NiNSpec) -> np.ndarray:
     """A PNG/JPEG as ``(1, C, H, W)`` float32 in [0, 1] at the model's size and channels:
-    ``image_pixels``, then ``nin.data.resize`` and ``_match_channels``, the rules of the data sets."""
+    ``image_pixels``, then ``nin.loaders.resize`` and ``_match_channels``, the rules of the data sets."""
     from PIL import Image, UnidentifiedImageError
 
-    from .data import resize
+    from .loaders import resize
 
     if spec.ndim != 2:
         raise InputError(f"--input takes a 2-D image but {spec.name} is volumetric; use --sample N --data volumes")

@@ -134,7 +134,7 @@ SIZE, SEEDS = 14, (0, 1, 2)
 if "torch" in available:
     import torch
 
-    from nin.data import load_mnist5k
+    from nin.loaders import load_mnist5k
     from nin.train import Recipe, fit, get_trainer
 
     # One thread, unless OMP_NUM_THREADS says otherwise: where other processes share the

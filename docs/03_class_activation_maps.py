@@ -41,7 +41,7 @@ import numpy as np
 import nin
 from nin import reference, visualize
 from nin.conformance import FORWARD_RTOL, max_rel_error
-from nin.data import load_mnist5k, resize
+from nin.loaders import load_mnist5k, resize
 from nin.tables import text_table
 
 parser = argparse.ArgumentParser(description="class activation maps of a briefly trained nin_mnist")

@@ -40,9 +40,10 @@ import numpy as np
 
 import nin
 from nin import reference
-from nin.data import batches, load_dataset
+from nin.datasets import batches
 from nin.distributed import local_shard
 from nin.frameworks import source
+from nin.loaders import load_dataset
 from nin.train import Recipe, fit, get_trainer, load_checkpoint, spec_for
 
 parser = argparse.ArgumentParser(description="data-parallel training of nin_tiny with two workers")

@@ -5,7 +5,7 @@
 The book (Zhang et al., Dive into Deep Learning, §8.3) writes ``class NiN(d2l.Classifier)``
 with a ``net`` of its own and trains it with ``d2l.Trainer(max_epochs).fit(model, data)``.
 Here ``net`` is the suite's NiN built from ``nin.get_spec("nin_mnist")``, and the data is a
-``d2l.DataModule`` over ``nin.data.load_mnist5k()`` (no download), so the d2l package's
+``d2l.DataModule`` over ``nin.loaders.load_mnist5k()`` (no download), so the d2l package's
 ``Trainer.fit`` drives our model: its loop, its loss, its accuracy, its ``ProgressBoard``.
 
 Two hooks of the book's ``Module`` are overridden, as the book itself does in later chapters:
@@ -52,7 +52,7 @@ FRAMEWORKS = ("mxnet", "jax", "tensorflow")
 
 class Loader:
     """What ``d2l.Trainer`` needs from a data loader: ``len()`` and iteration over
-    ``(X, y)`` batches; a new shuffle (``nin.data.batches``' ``(seed, epoch)``) each pass."""
+    ``(X, y)`` batches; a new shuffle (``nin.datasets.batches``' ``(seed, epoch)``) each pass."""
 
     def __init__(self, x, y, batch_size, shuffle, convert):
         self.x, self.y, self.batch_size, self.shuffle, self.convert = x, y, batch_size, shuffle, convert
@@ -62,7 +62,7 @@ class Loader:
         return -(-len(self.x) // self.batch_size)
 
     def __iter__(self):
-        from nin.data import batches as nin_batches
+        from nin.datasets import batches as nin_batches
 
         batches = nin_batches(self.x, self.y, self.batch_size, shuffle=self.shuffle, epoch=self.epoch)
         self.epoch += 1
@@ -73,7 +73,7 @@ class Loader:
 def mnist5k_module(d2l, convert, subset, batch_size, channels_last):
     """A ``d2l.DataModule`` over mnist5k: ``subset`` training digits, the 1,000 test digits
     for validation, batches in the framework's layout and array type."""
-    from nin.data import load_mnist5k
+    from nin.loaders import load_mnist5k
 
     class MNIST5k(d2l.DataModule):
         def __init__(self, batch_size=64, subset=1000):

@@ -59,7 +59,7 @@ def _mnist_checkpoint(tmp_path) -> None:
     """A checkpoint of a nin_mnist run (on synthetic data at 28×28) in ``tmp_path``."""
     recipe = train.Recipe()
     trainer = train.NumpyTrainer(nin.get_spec("nin_mnist"), recipe)
-    meta = train._run_meta(trainer, recipe, "synthetic")
+    meta = train.loop._run_meta(trainer, recipe, "synthetic")
     train.save_checkpoint(tmp_path / train.CHECKPOINT, trainer.export_state(), {**meta, "epoch": 1, "history": []})
 
 
@@ -238,7 +238,7 @@ def test_output_paths_are_checked_before_the_work(case, tmp_path, capsys, monkey
 
     from nin import bench, compare, conformance, export, visualize
 
-    for module, name in [(compare, "compare"), (conformance, "run_matrix"), (bench, "bench"), (train, "fit"),
+    for module, name in [(compare, "compare"), (conformance, "run_matrix"), (bench.rounds, "run_bench"), (train.loop, "fit"),
                          (export, "export"), (visualize, "capture")]:  # fmt: skip
         monkeypatch.setattr(module, name, work)
     build, message = OUTPUT_CASES[case]

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from conftest import backend_or_skip, selected_backends, selected_runtimes
 import nin
 from nin.bench import GPU_PEAK_SIZES, gemm_gflops
 from nin.frameworks import available_runtimes, backend_precisions, backend_trains, gpu_probes
+
+DOCS_DATA = Path(__file__).resolve().parent.parent / "docs" / "data"
 
 
 def _nin(*args: str) -> subprocess.CompletedProcess:
@@ -174,10 +177,10 @@ def test_conformance_fails_loudly_on_unknown_model():
 @pytest.mark.parametrize("backend", selected_backends())
 def test_summary_read_off_the_live_model(backend):
     backend_or_skip(backend)
-    out = _nin("summary", "nin_cifar10", "--backend", backend, "--json")
+    out = _nin("summary", "nin_cifar10", "--backend", backend, "--format", "json")
     assert out.returncode == 0, out.stderr
     live = json.loads(out.stdout)
-    spec = json.loads(_nin("summary", "nin_cifar10", "--json").stdout)
+    spec = json.loads(_nin("summary", "nin_cifar10", "--format", "json").stdout)
     assert live == spec
 
 
@@ -241,7 +244,8 @@ def test_bench_book_peer_equal_work(tmp_path):
 def test_disturbed_rounds_and_per_round_ratios():
     """A round whose best probe is more than 20 % below the best round's is flagged; every
     ratio divides by its own round's peak (numbers worked out by hand)."""
-    from nin.bench import _Case, _result
+    from nin.bench import BenchResult
+    from nin.bench.rounds import _Case, _result
 
     class Done:  # a finished worker, as _result sees it
         error = None
@@ -261,15 +265,25 @@ def test_disturbed_rounds_and_per_round_ratios():
     ]
     case = _Case("torch", "nin_tiny", 1, Done(setup), None, rounds)
     probes = [{"numpy": 100.0, "torch": 80.0}, {"numpy": 79.0}, {"numpy": 81.0, "torch": 10.0}]
-    common = {"device": "cpu", "precision": "float32", "threads": 2}
-    result = _result(["numpy", "torch"], {}, probes, [case], common, 3, 0, 1)
-    assert result["round_peaks"] == [100.0, 79.0, 81.0] and result["disturbed_rounds"] == [1]
-    assert result["peak_probes"] == {"numpy": 100.0, "torch": 80.0} and result["peak_probe"] == "numpy"
-    (record,) = result["records"]
+    result = _result(_config("cpu", "float32"), 2, [256], {}, probes, [case], 3)
+    assert result.round_peaks == (100.0, 79.0, 81.0) and result.disturbed_rounds == (1,)
+    assert result.peak_probes == {"numpy": 100.0, "torch": 80.0} and result.peak_probe == "numpy"
+    (record,) = result.records
     # 6 GFLOP per step: 6 / 1.0 / 100, 6 / 1.5 / 79, 6 / 2.0 / 81
-    assert record["ratios"]["train_peak_fraction"]["rounds"] == pytest.approx([0.06, 4 / 79, 3 / 81])
-    assert record["ratios"]["forward_peak_fraction"]["rounds"] == pytest.approx([0.1, 10 / 79, 10 / 81])
-    assert (record["train_step_s"], record["train_step_min_s"], record["train_step_max_s"]) == (1.5, 1.0, 2.0)
+    assert record.ratios["train_peak_fraction"].rounds == pytest.approx([0.06, 4 / 79, 3 / 81])
+    assert record.ratios["forward_peak_fraction"].rounds == pytest.approx([0.1, 10 / 79, 10 / 81])
+    train = record.times["train_step_s"]
+    assert (train.median, train.min, train.max) == (1.5, 1.0, 2.0)
+    # the --json form: the same figures under the names earlier runs wrote, read back unchanged
+    saved = json.loads(json.dumps(result.to_json()))
+    assert (saved["records"][0]["train_step_s"], saved["records"][0]["train_step_min_s"]) == (1.5, 1.0)
+    assert BenchResult.from_json(saved) == result
+
+
+def _config(device: str, precision: str):
+    from nin.bench import BenchConfig
+
+    return BenchConfig(("torch",), ("nin_tiny",), (1,), device=device, precision=precision)
 
 
 class _Done:  # a finished worker, as _result sees it
@@ -280,7 +294,7 @@ class _Done:  # a finished worker, as _result sees it
 
 
 def _finished_case(batch: int, forward_s: float, train_step_s: float, device: str):
-    from nin.bench import _Case
+    from nin.bench.rounds import _Case
 
     setup = {"framework": "x 1", "device_name": "NVIDIA H100" if device == "gpu" else "cpu", "input_size": [8, 8]}
     setup.update(macs_per_example=10**9, first_call_s=1.0)
@@ -293,7 +307,7 @@ def _finished_case(batch: int, forward_s: float, train_step_s: float, device: st
 def test_a_gpu_precision_is_measured_against_its_own_peak():
     """On a GPU the round's peak is the best probe in the run's precision (bfloat16 GEMMs run on
     tensor cores); on the CPU it stays the best probe of any precision."""
-    from nin.bench import _result
+    from nin.bench.rounds import _result
 
     probes = [{"torch": 50_000.0, "torch bf16": 600_000.0, "jax": 48_000.0, "jax bf16": 620_000.0}]
     for device, precision, peak, probe in (
@@ -302,23 +316,23 @@ def test_a_gpu_precision_is_measured_against_its_own_peak():
         ("cpu", "float32", 620_000.0, "jax bf16"),
         ("cpu", "bf16", 620_000.0, "jax bf16"),
     ):
-        common = {"device": device, "precision": precision, "threads": 2}
-        result = _result(["torch", "jax"], {}, probes, [_finished_case(4, 0.02, 0.05, device)], common, 1, 0, 1)
-        assert (result["round_peaks"], result["peak_gflops"], result["peak_probe"]) == ([peak], peak, probe), (
+        case = _finished_case(4, 0.02, 0.05, device)
+        result = _result(_config(device, precision), 2, [8192], {}, probes, [case], 1)
+        assert (result.round_peaks, result.peak_gflops, result.peak_probe) == ((peak,), peak, probe), (
             device,
             precision,
         )
-        (record,) = result["records"]
+        (record,) = result.records
         # 8 GFLOP per forward of 4 images
-        assert record["ratios"]["forward_peak_fraction"]["rounds"] == pytest.approx([8 / 0.02 / peak])
+        assert record.ratios["forward_peak_fraction"].rounds == pytest.approx([8 / 0.02 / peak])
 
 
 def test_the_gpu_table_reports_images_per_second_and_device_memory():
-    from nin.bench import _result, bench_markdown, bench_text
+    from nin.bench import bench_markdown, bench_text
+    from nin.bench.rounds import _result
 
-    common = {"device": "gpu", "precision": "float32", "threads": 2}
-    result = _result(["torch"], {}, [{"torch": 50_000.0}], [_finished_case(4, 0.02, 0.05, "gpu")], common, 1, 0, 1)
-    result["peak_sizes"] = [8192, 16384]
+    gpu = _config("gpu", "float32")
+    result = _result(gpu, 2, [8192, 16384], {}, [{"torch": 50_000.0}], [_finished_case(4, 0.02, 0.05, "gpu")], 1)
     text = bench_text(result)
     header, row = [line for line in text.splitlines() if line.strip().startswith(("backend", "torch"))]
     cells = dict(zip(re.split(r"\s{2,}", header.strip()), re.split(r"\s{2,}", row.strip()), strict=True))
@@ -327,32 +341,47 @@ def test_the_gpu_table_reports_images_per_second_and_device_memory():
     assert cells["train % of round peak"].startswith("1%") and "book" not in header
     assert "gpu (NVIDIA H100; GEMM probes at 8192², 16384²)" in text
     assert "| forward img/s |" in bench_markdown(result)
-    cpu = _result(
-        ["torch"], {}, [{"torch": 50.0}], [_finished_case(4, 0.02, 0.05, "cpu")], dict(common, device="cpu"), 1, 0, 1
-    )
+    cpu = _result(_config("cpu", "float32"), 2, [256], {}, [{"torch": 50.0}], [_finished_case(4, 0.02, 0.05, "cpu")], 1)
     assert "img/s" not in bench_text(cpu) and "book fwd ms" in bench_text(cpu)
 
 
 def _run_record(backend: str, **ratios: tuple[float, float, float]) -> dict:
-    """A saved run holding one case with the given ratios as (median, min, max)."""
+    """A saved run (its --json form) holding one case with the given ratios as (median, min, max)."""
     spread = {name: {"median": m, "min": lo, "max": hi, "rounds": [lo, m, hi]} for name, (m, lo, hi) in ratios.items()}
     return {"records": [{"backend": backend, "model": "nin_d2l", "batch_size": 32, "ratios": spread}]}
 
 
 def test_agreement_is_each_median_inside_the_others_range():
-    from nin.bench import agreement
+    from nin.bench import BenchResult, agreement
 
-    a = _run_record("torch", train_vs_book=(1.20, 1.10, 1.30), train_peak_fraction=(0.90, 0.85, 0.95))
-    b = _run_record("torch", train_vs_book=(1.25, 1.15, 1.40), train_peak_fraction=(0.80, 0.78, 0.84))
+    def run(backend: str, **ratios: tuple[float, float, float]) -> BenchResult:
+        return BenchResult.from_json(_run_record(backend, **ratios))
+
+    a = run("torch", train_vs_book=(1.20, 1.10, 1.30), train_peak_fraction=(0.90, 0.85, 0.95))
+    b = run("torch", train_vs_book=(1.25, 1.15, 1.40), train_peak_fraction=(0.80, 0.78, 0.84))
     result = agreement(a, b)
-    verdicts = {row["ratio"]: row["agree"] for row in result["rows"]}
+    verdicts = {row.ratio: row.agree for row in result.rows}
     # 1.25 is in [1.10, 1.30] and 1.20 in [1.15, 1.40]; 0.80 is outside [0.85, 0.95]
-    assert verdicts == {"train_vs_book": True, "train_peak_fraction": False} and not result["agree"]
+    assert verdicts == {"train_vs_book": True, "train_peak_fraction": False} and not result.agree
     # one-sided containment is not agreement: 1.12 is in [1.10, 1.30], but 1.20 is not in [1.05, 1.15]
-    c = _run_record("torch", train_vs_book=(1.12, 1.05, 1.15))
-    assert not agreement(a, c)["rows"][0]["agree"]
-    assert agreement(a, a)["agree"]
-    assert agreement(a, _run_record("jax", train_vs_book=(1.2, 1.1, 1.3))) == {"rows": [], "agree": False}
+    c = run("torch", train_vs_book=(1.12, 1.05, 1.15))
+    assert not agreement(a, c).rows[0].agree
+    assert agreement(a, a).agree
+    assert agreement(a, run("jax", train_vs_book=(1.2, 1.1, 1.3))).to_json() == {"rows": [], "agree": False}
+
+
+@pytest.mark.parametrize("name", [path.name for path in sorted(DOCS_DATA.glob("bench-*.json"))])
+def test_a_saved_run_reads_back_as_it_was_written(name):
+    """Every run in docs/data/ (written by earlier versions, which docs/benchmarks.md and
+    ``nin bench --agree`` read) loads into typed records and writes the same JSON again."""
+    from nin.bench import load_result
+
+    saved = json.loads((DOCS_DATA / name).read_text())
+    result = load_result(DOCS_DATA / name)
+    assert result.to_json() == saved
+    assert [r.ratios["train_peak_fraction"].median for r in result.records] == [
+        r["ratios"]["train_peak_fraction"]["median"] for r in saved["records"]
+    ]
 
 
 def test_bench_agree_command(tmp_path):

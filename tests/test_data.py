@@ -1,4 +1,4 @@
-"""nin.data: real file formats written into tmp_path (IDX, CIFAR-10 pickles), the mnist5k
+"""nin.loaders: real file formats written into tmp_path (IDX, CIFAR-10 pickles), the mnist5k
 split, resizing, synthetic data and reproducible batches.  Nothing here touches the network."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nin.data import (
+from nin.errors import DataError, InputError, UnknownNameError
+from nin.loaders import (
     CIFAR10_CLASSES,
     DATASET_FORMS,
     FASHION_MNIST_CLASSES,
@@ -28,7 +29,6 @@ from nin.data import (
     resize,
     synthetic,
 )
-from nin.errors import DataError, InputError, UnknownNameError
 
 # -- writers for the real formats ------------------------------------------------------------
 
@@ -458,7 +458,7 @@ def test_import_pulls_in_no_framework_and_no_optional_library():
     from nin.frameworks import framework_modules
 
     heavy = (*framework_modules(), "mlxtend", "PIL", "matplotlib", "imageio", "tqdm")
-    code = f"import sys, nin.data; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    code = f"import sys, nin.loaders; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"

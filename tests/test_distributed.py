@@ -57,17 +57,18 @@ from conftest import backend_or_skip, selected_with_part
 import nin
 from nin import cli
 from nin.conformance import GRAD_RTOL
-from nin.data import batches, load_dataset, synthetic
 from nin.distributed import (
     HEARTBEAT_S,
     STOP_GRACE_S,
     DistributedError,
+    TrainJob,
     check_split,
     cluster_from,
     heartbeat_window,
     launch,
     local_shard,
 )
+from nin.loaders import batches, load_dataset, synthetic
 from nin.train import NumpyTrainer, Recipe, fit, get_trainer, load_checkpoint, lr_at
 
 BACKENDS = selected_with_part("distributed")
@@ -120,6 +121,12 @@ def train_command(backend: str, data_dir: Path, out: Path, batch: int, epochs: i
         "--data", f"fashion-mnist:{data_dir}", "--batch-size", str(batch), "--epochs", str(epochs),
         "--no-progress", "--out", str(out), *extra,
     ]  # fmt: skip
+
+
+def train_job(backend: str, data_dir: Path, out: Path, batch: int, epochs: int = 1) -> TrainJob:
+    """What ``nin train`` with ``train_command``'s settings gives ``launch``."""
+    data = f"fashion-mnist:{data_dir}"
+    return TrainJob(backend, "nin_tiny", data, (16, 16), 1, 10, recipe(batch, epochs), str(out), progress=False)
 
 
 def environment() -> dict[str, str]:
@@ -317,10 +324,9 @@ def test_a_failing_worker_stops_the_job(data_dir, tmp_path):
     """The launcher on workers that fail at once (the numpy backend refuses a rank; no
     framework is imported): an error naming the rank, its status and its own last words,
     quickly."""
-    args = train_command("numpy", data_dir, tmp_path, FAULT_BATCH, 1)[4:]
     start = time.monotonic()
     with pytest.raises(DistributedError, match=r"(?s)worker rank \d \(pid \d+\) exited with status 2.*--resume") as e:
-        launch(args, 2, FAULT_BATCH, tmp_path)
+        launch(train_job("numpy", data_dir, tmp_path, FAULT_BATCH), 2)
     assert time.monotonic() - start < 60
     # the worker's message, as the CLI printed it on the worker's stderr
     assert "last lines of its stderr:\n    " in str(e.value)
@@ -346,7 +352,7 @@ def test_a_worker_killed_by_a_signal_is_named_with_its_last_lines(tmp_path, monk
         'case "$*" in *"--rank 1"*) echo "loading shard" >&2; echo "about to die" >&2; kill -9 $$;; esac\nsleep 30\n',
     )
     with pytest.raises(DistributedError, match=r"(?s)worker rank 1 \(pid \d+\) was killed by SIGKILL") as e:
-        launch(["nin_tiny"], 2, FAULT_BATCH, tmp_path)
+        launch(train_job("torch", tmp_path, tmp_path, FAULT_BATCH), 2)
     assert "    loading shard\n    about to die\n" in str(e.value)
 
 
@@ -358,7 +364,7 @@ def test_a_worker_without_a_heartbeat_ends_the_job_within_the_window(tmp_path, m
     monkeypatch.setenv("NIN_HEARTBEAT_WINDOW_S", "3")
     start = time.monotonic()
     with pytest.raises(DistributedError) as e:
-        launch(["nin_tiny"], 2, FAULT_BATCH, tmp_path)
+        launch(train_job("torch", tmp_path, tmp_path, FAULT_BATCH), 2)
     took = time.monotonic() - start
     message = str(e.value)
     assert message.startswith("worker rank 0 (pid ") and "\n" not in message, message
@@ -473,12 +479,12 @@ import sys
 if "--rank" in sys.argv:
     import time
 
-    import nin.train
+    from nin.train import loop  # the module whose fit cuts each epoch's batches
 
     rank = sys.argv[sys.argv.index("--rank") + 1]
     print(f"rank {rank} pid {os.getpid()}", flush=True)
     if rank == os.environ["NIN_TEST_HOLD_RANK"]:
-        real_batches, hold = nin.train.batches, int(os.environ["NIN_TEST_HOLD_EPOCH"])
+        real_batches, hold = loop.batches, int(os.environ["NIN_TEST_HOLD_EPOCH"])
 
         def batches(*args, **kwargs):
             if kwargs.get("shuffle", True) and kwargs.get("epoch") == hold:
@@ -486,7 +492,7 @@ if "--rank" in sys.argv:
                 time.sleep(600)
             return real_batches(*args, **kwargs)
 
-        nin.train.batches = batches
+        loop.batches = batches
 """
 
 

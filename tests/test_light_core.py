@@ -20,8 +20,8 @@ from conftest import backend_or_skip
 
 import nin
 from nin import extras, train
-from nin.data import load_mnist5k, synthetic
 from nin.errors import MissingExtra
+from nin.loaders import load_mnist5k, synthetic
 from nin.train import NumpyTrainer, Recipe, fit
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -138,27 +138,27 @@ def test_canonical_onnx_canonical_is_bit_exact(model, tmp_path):
     spec = nin.get_spec(model)
     weights = _random_weights(spec)
     path = nin_onnx.save_model(spec, weights, tmp_path / "m.onnx")
-    back = nin_onnx.load_weights(path, spec)
+    back = nin_onnx.extract_weights(path, spec)
     assert list(back) == list(weights)
     assert all(np.array_equal(back[k], weights[k]) for k in weights), "canonical → ONNX → canonical changed a value"
 
 
-def test_load_weights_names_the_first_mismatch(tmp_path):
+def test_extract_weights_names_the_first_mismatch(tmp_path):
     spec = nin.get_spec("nin_cifar10")
     path = nin_onnx.save_model(spec, _random_weights(spec), tmp_path / "m.onnx")
     smaller = spec.replace(layers=(nin.nin_block(192, 3, 1, 1, mlp=(160, 96)), *spec.layers[1:]))
     with pytest.raises(WeightsError, match=r"node 0 \(Conv .*block0.conv0: kernel \(5, 5\) \(spec: \(3, 3\)\), pads"):
-        nin_onnx.load_weights(path, smaller)
+        nin_onnx.extract_weights(path, smaller)
     floor = spec.replace(layers=(spec.layers[0], nin.max_pool(3, 2), *spec.layers[2:]))
     with pytest.raises(WeightsError, match=r"MaxPool .*pool0: ceil_mode True \(spec: False\)"):
-        nin_onnx.load_weights(path, floor)
+        nin_onnx.extract_weights(path, floor)
     with pytest.raises(WeightsError, match="does not match nin_mnist at node 0"):
-        nin_onnx.load_weights(path, nin.get_spec("nin_mnist"))
+        nin_onnx.extract_weights(path, nin.get_spec("nin_mnist"))
     with pytest.raises(WeightsError, match="no ONNX file at"):
-        nin_onnx.load_weights(tmp_path / "absent.onnx", spec)
+        nin_onnx.extract_weights(tmp_path / "absent.onnx", spec)
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all")
     with pytest.raises(WeightsError, match="not a readable ONNX model"):
-        nin_onnx.load_weights(tmp_path / "junk.onnx", spec)
+        nin_onnx.extract_weights(tmp_path / "junk.onnx", spec)
 
 
 def test_save_model_is_atomic_and_validates_first(tmp_path):
@@ -237,7 +237,7 @@ def test_framework_onnx_exporter_runs_in_onnxruntime(name, tmp_path):
     (got,) = _session(path).run(None, {"x": x})
     assert max_rel_error(got, reference.forward(EXPORTER_SPEC, weights, x)[0]) <= FORWARD_RTOL
     if name == "torch":  # its graph is in the canonical op form: nin.onnx imports it exactly
-        back = nin_onnx.load_weights(path, EXPORTER_SPEC)
+        back = nin_onnx.extract_weights(path, EXPORTER_SPEC)
         assert all(np.array_equal(back[k], w) for k, w in weights.items())
 
 
@@ -346,8 +346,8 @@ def test_pretrained_mnist_reaches_its_stated_accuracy():
     where onnxruntime is missing), against the accuracy the manifest states.  A float32
     rounding difference between runtimes can flip a near-tie prediction, so at most one test
     digit may differ from the count of the training run."""
-    from nin.data import load_dataset
-    from nin.trained import pretrained_info
+    from nin.loaders import load_dataset
+    from nin.pretrained_weights import pretrained_info
 
     info = pretrained_info("nin_mnist")
     weights = nin.pretrained("nin_mnist")
@@ -367,7 +367,7 @@ def test_pretrained_mnist_reaches_its_stated_accuracy():
 
 
 def test_pretrained_files_check_their_sha256(tmp_path, monkeypatch):
-    from nin import trained
+    from nin import pretrained_weights as trained
 
     manifest = json.loads((trained._folder() / "manifest.json").read_text())
     assert set(manifest) == {"nin_mnist", "nin3d"}

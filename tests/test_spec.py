@@ -210,7 +210,7 @@ def _nin(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_summary_json():
-    out = _nin("summary", "nin_d2l", "--json")
+    out = _nin("summary", "nin_d2l", "--format", "json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["total_params"] == 1_992_166

@@ -17,7 +17,7 @@ import pytest
 import nin
 from nin import reference, train
 from nin.cli import main
-from nin.data import synthetic
+from nin.loaders import synthetic
 from nin.spec import Conv, GlobalAvgPool, NiNBlock, NiNSpec
 from nin.train import NumpyTrainer, Recipe, fit, lr_at, sgd_reference
 
@@ -506,7 +506,7 @@ def test_cli_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise train.TrainingInterrupted(1, tmp_path / "checkpoint.npz")
 
-    monkeypatch.setattr(train, "fit", interrupted)
+    monkeypatch.setattr(train.loop, "fit", interrupted)
     args = ["train", "--backend", "numpy", "--model", "nin_tiny", "--data", "synthetic", "--out", str(tmp_path)]
     assert main(args) == 130
     err = capsys.readouterr().err
@@ -532,10 +532,11 @@ def test_checkpoint_weights_load_with_load_weights(tmp_path):
 _KILLABLE_TRAIN = """
 import sys, time
 import numpy as np
-from nin import cli, train
+from nin import cli
+from nin.train import loop  # the module whose fit saves each epoch's checkpoint
 
 at, moment = int(sys.argv[1]), sys.argv[2]
-real_save, real_savez, saves = train.save_checkpoint, np.savez, [0]
+real_save, real_savez, saves = loop.save_checkpoint, np.savez, [0]
 
 def wait_for_kill(what):
     print(what, flush=True)
@@ -555,7 +556,7 @@ def save_checkpoint(path, state, meta):
         wait_for_kill("saved")
     return written
 
-np.savez, train.save_checkpoint = savez, save_checkpoint
+np.savez, loop.save_checkpoint = savez, save_checkpoint
 sys.exit(cli.main(sys.argv[3:]))
 """
 _TRAIN_ARGS = ["train", "--backend", "numpy", "--model", "nin_tiny", "--data", "synthetic", "--input-size", "8", "8",

@@ -42,7 +42,7 @@ from conftest import backend_or_skip, gpu_backend_or_skip, selected_backends
 import nin
 from nin import reference
 from nin.checks import FORWARD_RTOL, LOSS_RTOL, check_sgd_steps, check_state, sgd_case
-from nin.data import load_mnist5k, synthetic
+from nin.loaders import load_mnist5k, synthetic
 from nin.train import CHECKPOINT, NumpyTrainer, Recipe, fit, get_trainer, load_checkpoint, spec_for
 
 BACKENDS = selected_backends()
@@ -170,7 +170,7 @@ def test_evaluate_and_step_losses(name):
 def test_steps_after_evaluate_with_dropout(name):
     """Training goes on after an evaluation pass — what every epoch of ``fit`` does — with
     nin3d's dropout on; the weights move and stay finite.  MXNet's oneDNN build failed here on
-    the step after an evaluation (``Check failed: to.IsDefaultData()``, see ``TorchSGD.update``)."""
+    the step after an evaluation (``Check failed: to.IsDefaultData()``, see ``CoupledSGD.update``)."""
     from nin.volumes import make_volumes
 
     trainer = trainer_or_skip(name, "nin3d", Recipe(dropout=True))

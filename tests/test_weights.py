@@ -65,7 +65,7 @@ def test_centered_init_starts_every_class_map_alive():
     """The reason the training recipe uses ``centered``: with He init several seeds start with
     a class channel that is zero on every digit (measured on 500 digits: 5 of 16 seeds; Xavier
     8 of 16), and that class is never learned; centred filters start them all active."""
-    from nin.data import load_mnist5k
+    from nin.loaders import load_mnist5k
 
     x = load_mnist5k().x_test[::25]  # 40 digits, every class
     assert len(_dead_class_seeds("kaiming", x)) >= 3

@@ -274,6 +274,6 @@ def _conformance_plot(result: dict, runtimes: list[str], models: list[str], by_c
         return out.read_bytes()
 
 
-def _plot(result: dict) -> bytes:
+def _plot(result: bench.BenchResult) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         return bench.bench_plot(result, Path(tmp) / "plot.png").read_bytes()

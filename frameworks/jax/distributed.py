@@ -2,7 +2,7 @@
 processes (CPU collectives through gloo), a one-axis ``jax.sharding.Mesh`` spans every
 process's devices, and one ``jax.jit`` step runs on global arrays: the parameters and the
 optimizer state replicated, the batch sharded along the mesh.  XLA partitions the step and
-inserts the all-reduce of the gradients itself.  The update is ``train.torch_sgd``:
+inserts the all-reduce of the gradients itself.  The update is ``train.coupled_sgd``:
 
     mesh = Mesh(jax.devices(), ("data",))                         # + jax.distributed.initialize
     x = jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), x_r)
@@ -138,7 +138,7 @@ class Trainer(DataParallel, train.Trainer):
 )
 def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_state, x, labels, weight, n, lr, key):
     """``Σ weight·loss / n`` over the global batch, its gradient (XLA all-reduces it over the
-    mesh), one ``torch_sgd`` update; the new state, the mean loss and the correct count."""
+    mesh), one ``coupled_sgd`` update; the new state, the mean loss and the correct count."""
     key = jax.random.wrap_key_data(key)
 
     def loss_fn(params):
@@ -146,7 +146,7 @@ def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_s
         return (optax.softmax_cross_entropy_with_integer_labels(logits, labels) * weight).sum() / n, logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = train.torch_sgd(lr, momentum, weight_decay).update(grads, opt_state, params)
+    updates, opt_state = train.coupled_sgd(lr, momentum, weight_decay).update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss, _correct(logits, labels, weight)
 
 

@@ -6,7 +6,7 @@ inside one ``jax.jit``-compiled step.
     loss, correct = trainer.step(x, y, lr=0.05)
 
 The update is the contract's, PyTorch's ``torch.optim.SGD``: ``b ← μ·b + (g + λ·w)``,
-``w ← w − lr·b``.  ``torch_sgd`` below writes it as the optax chain
+``w ← w − lr·b``.  ``coupled_sgd`` below writes it as the optax chain
 ``add_decayed_weights(λ)`` (``g + λ·w``: coupled L2 on every tensor, biases too) →
 ``trace(μ)`` (``b ← μ·b + u``) → ``scale_by_learning_rate(lr)`` (``−lr·b``, which
 ``optax.apply_updates`` adds to ``w``).  ``optax.trace`` keeps PyTorch's buffer ``b`` itself
@@ -39,15 +39,15 @@ import numpy as np
 import optax
 
 import nin
+from nin.deprecated import renamed
 from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import FlaxNiN, apply_logits, from_native, native_input, native_labels, to_native
+from .adapter import FlaxNiN, apply_logits, from_native, load_state, native_input, native_labels, to_native
 from .adapter import export_state as export_weights
-from .adapter import load_state as load_weights
 from .model import NiN
 
 
-def torch_sgd(learning_rate, momentum: float, weight_decay: float) -> optax.GradientTransformation:
+def coupled_sgd(learning_rate, momentum: float, weight_decay: float) -> optax.GradientTransformation:
     """SGD with momentum and coupled weight decay in PyTorch's convention:
     ``b ← μ·b + (g + λ·w)``, ``w ← w − lr·b``.  No dampening, no Nesterov.  The state holds
     the buffer ``b`` of every parameter as ``TraceState.trace`` (zeros at first; at μ = 0 it
@@ -70,7 +70,7 @@ class Trainer:
 
     def __init__(self, model: FlaxNiN, recipe: Recipe):
         self.model, self.recipe, self.spec = model, recipe, model.spec
-        self._opt_state = torch_sgd(recipe.lr, recipe.momentum, recipe.weight_decay).init(model.params)
+        self._opt_state = coupled_sgd(recipe.lr, recipe.momentum, recipe.weight_decay).init(model.params)
 
     def begin_epoch(self, epoch: int) -> None:
         """Set the model's dropout key from ``(recipe.seed, epoch)``."""
@@ -108,7 +108,7 @@ class Trainer:
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = nin.validate_weights(self.spec, state["momentum"])
-        load_weights(self.model, state["weights"])
+        load_state(self.model, state["weights"])
         trace = to_native(self.model, momentum)
         self._opt_state = optax.tree_utils.tree_set(self._opt_state, trace=trace)
 
@@ -123,7 +123,7 @@ class Trainer:
     jax.jit, static_argnames=("module", "momentum", "weight_decay"), donate_argnames=("params", "opt_state")
 )
 def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_state, x, labels, lr, key):
-    """Mean cross-entropy in training mode, its gradient, one ``torch_sgd`` update at rate
+    """Mean cross-entropy in training mode, its gradient, one ``coupled_sgd`` update at rate
     ``lr``; returns the new parameters and optimizer state, the loss before the update and
     the number of correct predictions."""
 
@@ -132,7 +132,7 @@ def _train_step(module: NiN, momentum: float, weight_decay: float, params, opt_s
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = torch_sgd(lr, momentum, weight_decay).update(grads, opt_state, params)
+    updates, opt_state = coupled_sgd(lr, momentum, weight_decay).update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss, _correct(logits, labels)
 
 
@@ -144,3 +144,7 @@ def _evaluate(module: NiN, params, x, labels):
 
 def _correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return (logits.argmax(axis=1) == labels).sum()
+
+
+# the old name, after the framework whose convention the update follows rather than what it does
+__getattr__ = renamed(__name__, {"torch_sgd": "coupled_sgd"}, globals())

@@ -1,11 +1,11 @@
 """Data-parallel training with MXNet's own engine: the ``dist_sync`` kvstore (ps-lite), with a
 scheduler, one server and N workers found through the ``DMLC_*`` variables.  Gluon's
 ``Trainer`` pushes every gradient to the server, which sums them over the workers, and pulls
-the sum back; each worker then applies the single-process ``TorchSGD`` (``train.py``) to it
+the sum back; each worker then applies the single-process ``CoupledSGD`` (``train.py``) to it
 (``update_on_kvstore=False``), so the momentum stays where ``export_state`` reads it:
 
     kv = mx.kv.create("dist_sync")                                  # + DMLC_ROLE=worker …
-    trainer = gluon.Trainer(params, TorchSGD(...), kvstore=kv, update_on_kvstore=False)
+    trainer = gluon.Trainer(params, CoupledSGD(...), kvstore=kv, update_on_kvstore=False)
     loss = (cross_entropy(model(x_r), y_r) * w_r).sum() / n; loss.backward(); trainer.step(1)
 
 Rank 0's process starts the scheduler (at the coordinator's address) and the server as its own

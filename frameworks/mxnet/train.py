@@ -10,7 +10,7 @@ The update is the contract's, PyTorch's ``torch.optim.SGD``: ``b ← μ·b + (g 
 (``mom ← μ·mom − lr·(g + wd·w)``, ``w ← w + mom``), which is the same update only while the
 rate stays constant: at a new rate its old momentum still carries the old one.  Rather than
 rescale ``mom`` by ``lr_new / lr_old`` before every step and convert it (``b = −mom / lr``)
-on export, the Gluon ``Trainer`` here drives ``TorchSGD``, an ``mx.optimizer.Optimizer``
+on export, the Gluon ``Trainer`` here drives ``CoupledSGD``, an ``mx.optimizer.Optimizer``
 whose ``update`` is PyTorch's, so its state is ``b`` itself: the update is exact for any
 schedule, and a checkpoint (export, then load) is lossless, so a resumed run continues bit for
 bit.  Its weight decay is MXNet's ``wd``, coupled as in ``sgd``, on every parameter (Gluon
@@ -28,15 +28,15 @@ import numpy as np
 from mxnet import autograd, gluon
 
 import nin
+from nin.deprecated import renamed
 from nin.train import Recipe, check_momentum, derive_seed
 
 from .adapter import export_state as export_weights
-from .adapter import from_native, native_input, native_labels, native_parameters, to_native
-from .adapter import load_state as load_weights
+from .adapter import from_native, load_state, native_input, native_labels, native_parameters, to_native
 from .model import NiN
 
 
-class TorchSGD(mx.optimizer.Optimizer):
+class CoupledSGD(mx.optimizer.Optimizer):
     """SGD with momentum in PyTorch's convention: ``b ← μ·b + (g + wd·w)``, ``w ← w − lr·b``.
     No dampening, no Nesterov; ``g`` is the gradient times ``rescale_grad``.
 
@@ -71,7 +71,7 @@ class Trainer:
         self._ctx = next(iter(params.values())).list_ctx()[0]
         self._names = list(params)
         self._buffers = [mx.nd.zeros(param.shape, ctx=self._ctx, dtype=np.float32) for param in params.values()]
-        self.optimizer = TorchSGD(
+        self.optimizer = CoupledSGD(
             self._buffers, momentum=recipe.momentum, wd=recipe.weight_decay, learning_rate=recipe.lr
         )
         # One device and no kvstore: the Trainer updates through its own Updater, which asks
@@ -112,7 +112,7 @@ class Trainer:
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
-        load_weights(self.model, state["weights"])
+        load_state(self.model, state["weights"])
         for name, buffer in zip(self._names, self._buffers, strict=True):
             buffer[:] = momentum[name]
 
@@ -125,3 +125,7 @@ class Trainer:
 
 def _correct(logits: mx.nd.NDArray, y: np.ndarray) -> int:
     return int((logits.argmax(axis=1).asnumpy().astype(np.int64) == y).sum())
+
+
+# the old name, after the framework whose convention the update follows rather than what it does
+__getattr__ = renamed(__name__, {"TorchSGD": "CoupledSGD"}, globals())

@@ -43,7 +43,7 @@ class OnnxNiN:
             if intermediates or input_size != self.spec.input_size:
                 spec = self.spec.replace(input_size=input_size)
                 model = nin_onnx.to_model(
-                    spec, nin_onnx.load_weights(self.model, self.spec), intermediates=intermediates
+                    spec, nin_onnx.extract_weights(self.model, self.spec), intermediates=intermediates
                 )
             options = ort.SessionOptions()
             options.intra_op_num_threads = _threads or int(os.environ.get("OMP_NUM_THREADS", 0) or 0)
@@ -74,7 +74,7 @@ def load_state(model: OnnxNiN, weights: nin.weights.Weights) -> None:
 
 def export_state(model: OnnxNiN) -> nin.weights.Weights:
     """The canonical weights, read back from the graph's initializers (bit-exact)."""
-    return nin_onnx.load_weights(model.model, model.spec)
+    return nin_onnx.extract_weights(model.model, model.spec)
 
 
 def _input(model: OnnxNiN, x) -> np.ndarray:

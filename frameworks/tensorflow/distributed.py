@@ -1,12 +1,12 @@
 """Data-parallel training with TensorFlow's own engine: ``tf.distribute.MultiWorkerMirroredStrategy``
 (collective ring all-reduce on the CPU, NCCL on GPUs), configured by ``TF_CONFIG``.  The model
-and the single-process ``Trainer``'s optimizer (``train.TorchSGD``, PyTorch's update) are built
+and the single-process ``Trainer``'s optimizer (``train.CoupledSGD``, PyTorch's update) are built
 inside ``strategy.scope()``, so their variables are mirrored; each step runs
 ``strategy.run`` on this worker's shard, and the Keras optimizer all-reduces (sums) the
 gradients through the strategy before its update:
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()         # TF_CONFIG: workers, index
-    with strategy.scope(): model, optimizer = build(...), TorchSGD(...)
+    with strategy.scope(): model, optimizer = build(...), CoupledSGD(...)
     strategy.run(step, (x_r, y_r, w_r))  # loss = Σ w·loss / n; grads + λ·w / N; optimizer.apply
 
 The strategy must exist before any other TensorFlow operation.  The local launcher writes

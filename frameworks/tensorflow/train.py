@@ -9,7 +9,7 @@ The update is the contract's, PyTorch's ``torch.optim.SGD``: ``b ← μ·b + (g 
 ``w ← w − lr·b``.  Keras' ``SGD`` keeps ``v = −lr·b`` instead (``v ← μ·v − lr·g``,
 ``w ← w + v``), which is the same update only while the rate stays constant: at a new rate its
 old velocity still carries the old one.  Rather than rescale ``v`` by ``lr_new / lr_old``
-before every step and convert it (``b = −v / lr``) on export, ``TorchSGD`` below is a Keras
+before every step and convert it (``b = −v / lr``) on export, ``CoupledSGD`` below is a Keras
 optimizer whose ``update_step`` is PyTorch's, so its momentum slots hold ``b`` itself: the
 update is exact for any schedule, and a checkpoint (export, then load) is lossless, so a
 resumed run continues bit for bit.  Weight decay is coupled L2 on every tensor, biases too:
@@ -32,21 +32,21 @@ import tensorflow as tf
 from keras import ops
 
 import nin
+from nin.deprecated import renamed
 from nin.train import Recipe, check_momentum, derive_seed
 
-from .adapter import compute_scope, from_native, native_input, native_labels, native_parameters, to_native
+from .adapter import compute_scope, from_native, load_state, native_input, native_labels, native_parameters, to_native
 from .adapter import export_state as export_weights
-from .adapter import load_state as load_weights
 from .model import NiN
 
 
-class TorchSGD(keras.optimizers.Optimizer):
+class CoupledSGD(keras.optimizers.Optimizer):
     """SGD with momentum in PyTorch's convention: ``b ← μ·b + g``, ``w ← w − lr·b``, with a
     momentum slot ``b`` for every variable (also at μ = 0, where it holds the last gradient,
     as ``nin.train.sgd_reference`` does).  No dampening, no Nesterov; weight decay, if any,
     is the caller's, added to ``g``."""
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, name: str = "torch_sgd", **kwargs):
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, name: str = "coupled_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.momentum = check_momentum(momentum)
 
@@ -75,7 +75,7 @@ class Trainer:
         self.model, self.recipe, self.spec = model, recipe, model.spec
         self._variables = native_parameters(model)
         with compute_scope(model):
-            self.optimizer = TorchSGD(learning_rate=recipe.lr, momentum=recipe.momentum)
+            self.optimizer = CoupledSGD(learning_rate=recipe.lr, momentum=recipe.momentum)
             self.optimizer.build(self._variables)
         self._seed_generators = [
             model.get_layer(name).seed_generator
@@ -107,7 +107,7 @@ class Trainer:
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = nin.validate_weights(self.spec, state["momentum"])
-        load_weights(self.model, state["weights"])
+        load_state(self.model, state["weights"])
         for buffer, value in zip(self.optimizer.momentums, to_native(self.model, momentum), strict=True):
             buffer.assign(value)
 
@@ -133,7 +133,7 @@ class Trainer:
         return tf.function(fn, input_signature=signature, jit_compile=False)
 
 
-def _train_step(model: NiN, optimizer: TorchSGD, variables: list, weight_decay: float, x, labels, lr):
+def _train_step(model: NiN, optimizer: CoupledSGD, variables: list, weight_decay: float, x, labels, lr):
     """Mean cross-entropy in training mode, its gradient plus ``λ·w``, one optimizer step at
     rate ``lr``; returns the loss before the step and the number of correct predictions."""
     with tf.GradientTape() as tape:
@@ -152,3 +152,7 @@ def _evaluate(model: NiN, x, labels):
 
 def _correct(logits, labels):
     return tf.reduce_sum(tf.cast(tf.argmax(logits, axis=1) == labels, tf.int32))
+
+
+# the old name, after the framework whose convention the update follows rather than what it does
+__getattr__ = renamed(__name__, {"TorchSGD": "CoupledSGD"}, globals())
