@@ -1,0 +1,150 @@
+"""Training NiN with MLX's own tools: ``mlx.optimizers.SGD`` driven by ``nn.value_and_grad``
+over the model's parameters, the whole step one ``mx.compile``-d function.
+
+    trainer = nin.train.get_trainer("mlx", "nin_mnist", nin.train.Recipe())
+    trainer.begin_epoch(0)
+    loss, correct = trainer.step(x, y, lr=0.05)
+
+``optim.SGD(learning_rate, momentum=μ, weight_decay=λ)`` (no dampening, no Nesterov) is the
+suite's update as written (frameworks/README.md): ``g ← g + λ·w``, ``v ← μ·v + g``,
+``w ← w − lr·v``, its state ``v`` PyTorch's buffer ``b`` itself, so the momentum exports and
+loads without conversion.  (At μ = 0 MLX keeps no buffer and exports zeros, as PyTorch does.)
+
+The step follows MLX's own pattern for compiled training (``mx.compile`` with
+``inputs=state, outputs=state``, ``state = [model.state, optimizer.state, mx.random.state]``):
+the parameters, the optimizer's buffers and its learning rate, and the dropout generator are
+the compiled function's implicit inputs and outputs, so a new rate every step
+(``optimizer.learning_rate = lr`` writes into ``optimizer.state``) does not recompile; each
+batch shape traces once.  The step returns the loss and the correct count as arrays and is
+evaluated once, with the new parameters, by a single ``mx.eval``.
+
+Dropout draws from MLX's global generator (``mx.random.state``), which ``begin_epoch`` seeds
+with ``mx.random.seed(derive_seed(recipe.seed, epoch))``: process-wide, as MXNet's is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_unflatten
+
+import nin
+from nin.train import Recipe, check_momentum, derive_seed
+
+from .adapter import (
+    export_state,
+    from_native,
+    load_state,
+    mean_cross_entropy,
+    native_input,
+    native_labels,
+    native_parameters,
+    to_native,
+)
+from .model import NiN
+
+
+class Trainer:
+    """The ``nin.train.Trainer`` contract for an MLX ``NiN``."""
+
+    def __init__(self, model: NiN, recipe: Recipe):
+        self.model, self.spec, self.recipe = model, model.spec, recipe
+        self.optimizer = optim.SGD(
+            learning_rate=recipe.lr, momentum=check_momentum(recipe.momentum), weight_decay=recipe.weight_decay
+        )
+        self.optimizer.init(native_parameters(model))
+        self._step = _train_step(model, self.optimizer, mean_cross_entropy)
+        self._evaluate = _evaluate(model)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Seed MLX's generator (process-wide) from ``(recipe.seed, epoch)``, so a resumed run
+        draws the same dropout masks as one that never stopped."""
+        mx.random.seed(derive_seed(self.recipe.seed, epoch))
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, int]:
+        """One SGD step in training mode: (mean loss before the update, correct predictions)."""
+        inputs = native_input(self.model, x)
+        labels = native_labels(self.model, y, inputs.shape[0])
+        self.optimizer.learning_rate = lr
+        loss, correct = self._step(inputs, labels)
+        mx.eval(loss, correct, self.model.state, self.optimizer.state)
+        return loss.item(), int(correct.item())
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """Evaluation mode: (summed loss, correct predictions)."""
+        inputs = native_input(self.model, x)
+        labels = native_labels(self.model, y, inputs.shape[0])
+        loss_sum, correct = self._evaluate(inputs, labels)
+        mx.eval(loss_sum, correct)
+        return loss_sum.item(), int(correct.item())
+
+    def export_state(self) -> dict[str, nin.weights.Weights]:
+        """Canonical weights and momentum buffers (PyTorch's ``b``: MLX's ``v``)."""
+        buffers = [(name, slot.get("v", mx.zeros_like(param))) for name, slot, param in self._slots()]
+        return {"weights": export_state(self.model), "momentum": from_native(self.model, tree_unflatten(buffers))}
+
+    def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
+        """The inverse of ``export_state`` (both dicts validated against the spec)."""
+        momentum = to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
+        load_state(self.model, state["weights"])
+        self.optimizer.init(native_parameters(self.model))
+        for name, slot, _ in self._slots():
+            if "v" in slot:
+                slot["v"] = _lookup(momentum, name)
+        mx.eval(self.optimizer.state)
+
+    def _slots(self) -> Iterator[tuple[str, dict, mx.array]]:
+        """(canonical name, the optimizer's state dict of that parameter, the parameter)."""
+        params = native_parameters(self.model)
+        for name in nin.weight_shapes(self.spec):
+            yield name, _lookup(self.optimizer.state, name), _lookup(params, name)
+
+
+def _lookup(tree: dict, name: str):
+    """``tree["block0"]["conv1"]["weight"]`` for ``name`` "block0.conv1.weight"."""
+    for key in name.split("."):
+        tree = tree[key]
+    return tree
+
+
+def _train_step(
+    model: NiN, optimizer: optim.Optimizer, loss_of: Callable[[mx.array, mx.array], mx.array]
+) -> Callable[[mx.array, mx.array], tuple[mx.array, mx.array]]:
+    """The compiled training step of ``model`` and ``optimizer``: mean loss in training mode, its
+    gradient, one ``optimizer.update``; returns the loss before the update and the number of
+    correct predictions (MLX's compiled-training pattern, see the module docstring)."""
+    state = [model.state, optimizer.state, mx.random.state]
+
+    def loss_fn(x: mx.array, labels: mx.array) -> tuple[mx.array, mx.array]:
+        logits = model(x)
+        return loss_of(logits, labels), logits
+
+    loss_and_grad = nn.value_and_grad(model, loss_fn)
+
+    def step(x: mx.array, labels: mx.array) -> tuple[mx.array, mx.array]:
+        model.train()
+        (loss, logits), grads = loss_and_grad(x, labels)
+        optimizer.update(model, grads)
+        model.eval()
+        return loss, _correct(logits, labels)
+
+    return mx.compile(step, inputs=state, outputs=state)
+
+
+def _evaluate(model: NiN) -> Callable[[mx.array, mx.array], tuple[mx.array, mx.array]]:
+    """The compiled evaluation of ``model``: (summed loss, correct predictions)."""
+
+    def evaluate(x: mx.array, labels: mx.array) -> tuple[mx.array, mx.array]:
+        model.eval()
+        logits = model(x)
+        return nn.losses.cross_entropy(logits, labels, reduction="sum"), _correct(logits, labels)
+
+    return mx.compile(evaluate, inputs=[model.state], outputs=[model.state])
+
+
+def _correct(logits: mx.array, labels: mx.array) -> mx.array:
+    return (mx.argmax(logits, axis=1) == labels).sum()
