@@ -70,7 +70,8 @@ class Trainer:
         inputs = native_input(self.model, x)
         labels = native_labels(self.model, y, inputs.shape[0])
         self.optimizer.learning_rate = lr
-        loss, correct = self._step(inputs, labels)
+        loss, logits = self._step(inputs, labels)
+        correct = correct_count(logits, labels)
         mx.eval(loss, correct, self.model.state, self.optimizer.state)
         return loss.item(), int(correct.item())
 
@@ -112,25 +113,30 @@ def _lookup(tree: dict, name: str):
 
 
 def _train_step(
-    model: NiN, optimizer: optim.Optimizer, loss_of: Callable[[mx.array, mx.array], mx.array]
-) -> Callable[[mx.array, mx.array], tuple[mx.array, mx.array]]:
-    """The compiled training step of ``model`` and ``optimizer``: mean loss in training mode, its
-    gradient, one ``optimizer.update``; returns the loss before the update and the number of
-    correct predictions (MLX's compiled-training pattern, see the module docstring)."""
+    model: NiN,
+    optimizer: optim.Optimizer,
+    loss_of: Callable[..., mx.array],
+    reduce_grads: Callable[[dict], dict] = lambda grads: grads,
+) -> Callable[..., tuple[mx.array, mx.array]]:
+    """The compiled training step of ``model`` and ``optimizer``, ``step(x, labels, *rest)``:
+    ``loss_of(logits, labels, *rest)`` in training mode, its gradient (passed through
+    ``reduce_grads``: the workers' all-reduce in ``distributed.py``), one ``optimizer.update``;
+    returns the loss before the update and the logits (MLX's compiled-training pattern, see the
+    module docstring)."""
     state = [model.state, optimizer.state, mx.random.state]
 
-    def loss_fn(x: mx.array, labels: mx.array) -> tuple[mx.array, mx.array]:
+    def loss_fn(x: mx.array, labels: mx.array, *rest: mx.array) -> tuple[mx.array, mx.array]:
         logits = model(x)
-        return loss_of(logits, labels), logits
+        return loss_of(logits, labels, *rest), logits
 
     loss_and_grad = nn.value_and_grad(model, loss_fn)
 
-    def step(x: mx.array, labels: mx.array) -> tuple[mx.array, mx.array]:
+    def step(x: mx.array, labels: mx.array, *rest: mx.array) -> tuple[mx.array, mx.array]:
         model.train()
-        (loss, logits), grads = loss_and_grad(x, labels)
-        optimizer.update(model, grads)
+        (loss, logits), grads = loss_and_grad(x, labels, *rest)
+        optimizer.update(model, reduce_grads(grads))
         model.eval()
-        return loss, _correct(logits, labels)
+        return loss, logits
 
     return mx.compile(step, inputs=state, outputs=state)
 
@@ -141,10 +147,12 @@ def _evaluate(model: NiN) -> Callable[[mx.array, mx.array], tuple[mx.array, mx.a
     def evaluate(x: mx.array, labels: mx.array) -> tuple[mx.array, mx.array]:
         model.eval()
         logits = model(x)
-        return nn.losses.cross_entropy(logits, labels, reduction="sum"), _correct(logits, labels)
+        return nn.losses.cross_entropy(logits, labels, reduction="sum"), correct_count(logits, labels)
 
     return mx.compile(evaluate, inputs=[model.state], outputs=[model.state])
 
 
-def _correct(logits: mx.array, labels: mx.array) -> mx.array:
-    return (mx.argmax(logits, axis=1) == labels).sum()
+def correct_count(logits: mx.array, labels: mx.array, weight: mx.array | None = None) -> mx.array:
+    """The number of rows whose largest logit is their label's (each counted with its ``weight``)."""
+    right = mx.argmax(logits, axis=1) == labels
+    return (right if weight is None else right * weight).sum()
