@@ -21,13 +21,14 @@ training step reaches it without recompiling.
 from __future__ import annotations
 
 import math
+import os
 import platform
 from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 import nin
 from nin.frameworks import check_precision
@@ -154,38 +155,90 @@ def compute_scope(model: NiN) -> mx.stream:
     return mx.stream(mx.default_stream(mx.default_device()))
 
 
-# -- compiled functions ----------------------------------------------------------------------------
+# -- the batch over MLX's CPU streams, and the compiled functions ------------------------------------
+
+# MLX runs the operations of each stream on a thread of its own, one after another, and the
+# BLAS of its CPU build is single-threaded: a batch is cut into one piece per stream, whose
+# forward and backward passes run side by side (``set_threads`` sets how many; all cores at first).
+_streams: list[mx.Stream] = []
+
+
+def streams() -> list[mx.Stream]:
+    """The streams a batch is split over (``set_threads``; by default one per core)."""
+    if not _streams:
+        set_threads(len(os.sched_getaffinity(0)))
+    return _streams
+
+
+def shards(n: int) -> list[tuple[mx.Stream, slice]]:
+    """Each stream with its piece of a batch of ``n`` rows: contiguous, ⌈n/streams⌉ rows each,
+    the last ones short or left out."""
+    per = -(-n // len(streams()))
+    return [
+        (stream, slice(start, min(start + per, n))) for stream, start in zip(streams(), range(0, n, per), strict=False)
+    ]
+
+
+def logits(model: NiN, x: mx.array) -> mx.array:
+    """``model(x)``, each piece of the batch on its own stream (``shards``), in the model's mode."""
+    pieces = []
+    for stream, rows in shards(x.shape[0]):
+        with mx.stream(stream):
+            pieces.append(model(x[rows]))
+    return mx.concatenate(pieces)
+
+
+def weighted_loss(logits: mx.array, labels: mx.array, weight: mx.array, scale: mx.array) -> mx.array:
+    """``scale · Σ weight_i · cross-entropy_i``: the mean loss of a batch of ``n`` with weights 1
+    and scale ``1/n``; with ``distributed.py``'s weights and scale, its part of the global one."""
+    return (nn.losses.cross_entropy(logits, labels, reduction="none") * weight).sum() * scale
+
+
+def value_and_grads(
+    model: NiN, x: mx.array, labels: mx.array, weight: mx.array, scale: mx.array
+) -> tuple[mx.array, mx.array, dict]:
+    """``weighted_loss`` of the batch in the model's mode, its logits and its gradient for every
+    parameter (``nn.value_and_grad`` over the model's trainable parameters), each piece of the
+    batch on its own stream (``shards``), the pieces' losses and gradients summed."""
+    loss_and_grad = nn.value_and_grad(model, lambda *batch: _loss_and_logits(model, *batch))
+    loss, pieces, grads = mx.array(0.0), [], None
+    for stream, rows in shards(x.shape[0]):
+        with mx.stream(stream):
+            (piece_loss, piece_logits), piece_grads = loss_and_grad(x[rows], labels[rows], weight[rows], scale)
+        loss, grads = loss + piece_loss, piece_grads if grads is None else tree_map(mx.add, grads, piece_grads)
+        pieces.append(piece_logits)
+    return loss, mx.concatenate(pieces), grads
+
+
+def _loss_and_logits(model: NiN, x: mx.array, labels: mx.array, weight: mx.array, scale: mx.array):
+    out = model(x)
+    return weighted_loss(out, labels, weight, scale), out
 
 
 def _compiled(model: NiN, train: bool) -> Callable[[mx.array], mx.array]:
-    """``model(x)`` in training or evaluation mode, ``mx.compile``-d once per model and mode
-    (each input shape traces once more).  The parameters are the compiled function's inputs
-    (``model.state``), dropout draws from MLX's global generator (``mx.random.state``), so
-    new weights and fresh masks reach it without recompiling."""
+    """``logits(model, x)`` in training or evaluation mode, ``mx.compile``-d once per model and
+    mode (each input shape traces once more).  The parameters are the compiled function's
+    inputs (``model.state``), dropout draws from MLX's global generator (``mx.random.state``),
+    so new weights and fresh masks reach it without recompiling."""
     cache = model.__dict__.setdefault("_nin_compiled", {})
     if train not in cache:
         state = [model.state, mx.random.state]
 
-        def logits(x: mx.array) -> mx.array:
+        def run(x: mx.array) -> mx.array:
             model.train(train)
-            return model(x)
+            return logits(model, x)
 
-        cache[train] = mx.compile(logits, inputs=state, outputs=state)
+        cache[train] = mx.compile(run, inputs=state, outputs=state)
     return cache[train]
 
 
 def _run(model: NiN, x: mx.array, train: bool) -> mx.array:
-    """The compiled ``model(x)``, leaving the model's mode as it was."""
+    """The compiled ``logits(model, x)``, leaving the model's mode as it was."""
     was_training = model.training
     try:
         return _compiled(model, train)(x)
     finally:
         model.train(was_training)
-
-
-def mean_cross_entropy(logits: mx.array, labels: mx.array) -> mx.array:
-    """The mean softmax cross-entropy (``nn.losses.cross_entropy``) of a batch."""
-    return nn.losses.cross_entropy(logits, labels, reduction="mean")
 
 
 # -- the contract ----------------------------------------------------------------------------------
@@ -200,14 +253,18 @@ def forward(model: NiN, x, train: bool = False) -> np.ndarray:
 
 def intermediates(model: NiN, x) -> dict[str, np.ndarray]:
     """``{layer name: NCHW float32 array}`` for every layer of ``nin.layer_table``, in order,
-    in evaluation mode, all evaluated together."""
+    in evaluation mode, each piece of the batch on its own stream, all evaluated together."""
     x = native_input(model, x)
     was_training = model.training
     model.eval()
     try:
-        outputs = dict(model.outputs(x))
+        pieces = []
+        for stream, rows in shards(x.shape[0]):
+            with mx.stream(stream):
+                pieces.append(dict(model.outputs(x[rows])))
     finally:
         model.train(was_training)
+    outputs = {name: mx.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
     mx.eval(list(outputs.values()))
     rows = nin.layer_table(model.spec, tuple(x.shape[1:-1]))
     return {row.name: _channels_first(np.array(outputs[row.name], np.float32)) for row in rows}
@@ -220,13 +277,14 @@ def param_count(model: NiN) -> int:
 
 def loss_and_grads(model: NiN, x, labels) -> tuple[float, Weights]:
     """Mean softmax cross-entropy in evaluation mode and its gradient for every canonical
-    weight (``nn.value_and_grad`` over the model's trainable parameters)."""
+    weight (``value_and_grads``)."""
     x = native_input(model, x)
     target = native_labels(model, labels, x.shape[0])
+    n = x.shape[0]
     was_training = model.training
     model.eval()
     try:
-        loss, grads = nn.value_and_grad(model, lambda inputs, y: mean_cross_entropy(model(inputs), y))(x, target)
+        loss, _, grads = value_and_grads(model, x, target, mx.ones(n), mx.array(1 / n))
     finally:
         model.train(was_training)
     mx.eval(loss, grads)
@@ -255,8 +313,10 @@ def gpu_missing_reason() -> str | None:
 
 
 def set_threads(threads: int) -> None:
-    """Nothing to set: MLX's CPU stream runs its operations one after another on one thread,
-    and no setting of MLX's changes that (``RECORD.thread_env`` is empty)."""
+    """Split every batch over ``threads`` new CPU streams (``streams``): MLX runs each stream's
+    operations on a thread of its own, and reads no thread variable (``RECORD.thread_env`` is
+    empty).  Functions already compiled keep the streams they were traced with."""
+    _streams[:] = [mx.new_stream(mx.default_device()) for _ in range(max(1, threads))]
 
 
 def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "float32"):
@@ -283,4 +343,3 @@ def device_name(device: str) -> str:
 def synchronize() -> None:
     """Wait until every operation MLX has queued on the default stream has run."""
     mx.synchronize()
-

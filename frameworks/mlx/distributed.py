@@ -30,7 +30,7 @@ from nin.distributed import Cluster, DataParallel, DistributedError, evaluate_sh
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
-from .adapter import build, native_input, native_labels
+from .adapter import build, native_input, native_labels, weighted_loss
 
 _group: dict[str, mx.distributed.Group] = {}
 
@@ -74,11 +74,6 @@ def shutdown() -> None:
         mx.eval(mx.distributed.all_sum(mx.zeros(1), group=group))
 
 
-def _weighted_loss(logits: mx.array, labels: mx.array, weight: mx.array, scale: mx.array) -> mx.array:
-    """``Σ weight·loss_i · N / n``: averaged over the workers, the global batch's mean loss."""
-    return (nn.losses.cross_entropy(logits, labels, reduction="none") * weight).sum() * scale
-
-
 class Trainer(DataParallel, train.Trainer):
     """The ``nin.train.Trainer`` contract over the ring: ``step`` and ``evaluate`` take global
     batches; every worker holds the same weights and momentum."""
@@ -87,7 +82,7 @@ class Trainer(DataParallel, train.Trainer):
         super().__init__(build(spec_for(recipe, spec), recipe.seed, device=cluster.device, init=recipe.init), recipe)
         self.cluster, self.group = cluster, _group["ring"]
         self._step = train._train_step(
-            self.model, self.optimizer, _weighted_loss, lambda grads: nn.average_gradients(grads, group=self.group)
+            self.model, self.optimizer, lambda grads: nn.average_gradients(grads, group=self.group)
         )
 
     def begin_epoch(self, epoch: int) -> None:
@@ -109,9 +104,9 @@ class Trainer(DataParallel, train.Trainer):
         labels = native_labels(self.model, y, inputs.shape[0])
         weights = mx.array(weight)
         self.optimizer.learning_rate = lr
+        # ``Σ weight·loss_i · N / n``: averaged over the workers, the global batch's mean loss
         _, logits = self._step(inputs, labels, weights, mx.array(world / n, mx.float32))
-        losses = nn.losses.cross_entropy(logits, labels, reduction="none") * weights
-        local = [losses.sum(), train.correct_count(logits, labels, weights)]
+        local = [weighted_loss(logits, labels, weights, mx.array(1.0)), train.correct_count(logits, labels, weights)]
         mx.eval(*local, self.model.state, self.optimizer.state)
         loss_sum, correct = self.sum_over_workers([value.item() for value in local])
         return loss_sum / n, round(correct)

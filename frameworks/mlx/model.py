@@ -59,9 +59,8 @@ class MlpConv(nn.Module):
             yield x
 
     def __call__(self, x: mx.array) -> mx.array:
-        for x in self.outputs(x):  # noqa: B007 - the last one is the block's output
-            pass
-        return x
+        *_, out = self.outputs(x)
+        return out
 
 
 def nin_block(in_channels: int, block_spec: nin.NiNBlock) -> MlpConv:
@@ -160,13 +159,13 @@ class NiN(nn.Module):
         for name in self.layer_names:
             module = self[name]
             if isinstance(module, MlpConv):
-                for conv, x in zip(module.names, module.outputs(x), strict=True):
-                    yield f"{name}.{conv}", x
+                convs = list(module.outputs(x))
+                yield from ((f"{name}.{conv}", out) for conv, out in zip(module.names, convs, strict=True))
+                x = convs[-1]
             else:
                 x = module(x)
                 yield name, x
 
     def __call__(self, x: mx.array) -> mx.array:
-        for _, x in self.outputs(x):  # noqa: B007 - the last one is the logits
-            pass
-        return x
+        *_, (_, logits) = self.outputs(x)
+        return logits

@@ -39,11 +39,12 @@ from .adapter import (
     export_state,
     from_native,
     load_state,
-    mean_cross_entropy,
+    logits,
     native_input,
     native_labels,
     native_parameters,
     to_native,
+    value_and_grads,
 )
 from .model import NiN
 
@@ -57,7 +58,7 @@ class Trainer:
             learning_rate=recipe.lr, momentum=check_momentum(recipe.momentum), weight_decay=recipe.weight_decay
         )
         self.optimizer.init(native_parameters(model))
-        self._step = _train_step(model, self.optimizer, mean_cross_entropy)
+        self._step = _train_step(model, self.optimizer)
         self._evaluate = _evaluate(model)
 
     def begin_epoch(self, epoch: int) -> None:
@@ -70,8 +71,9 @@ class Trainer:
         inputs = native_input(self.model, x)
         labels = native_labels(self.model, y, inputs.shape[0])
         self.optimizer.learning_rate = lr
-        loss, logits = self._step(inputs, labels)
-        correct = correct_count(logits, labels)
+        n = inputs.shape[0]
+        loss, out = self._step(inputs, labels, mx.ones(n), mx.array(1 / n))
+        correct = correct_count(out, labels)
         mx.eval(loss, correct, self.model.state, self.optimizer.state)
         return loss.item(), int(correct.item())
 
@@ -113,30 +115,22 @@ def _lookup(tree: dict, name: str):
 
 
 def _train_step(
-    model: NiN,
-    optimizer: optim.Optimizer,
-    loss_of: Callable[..., mx.array],
-    reduce_grads: Callable[[dict], dict] = lambda grads: grads,
+    model: NiN, optimizer: optim.Optimizer, reduce_grads: Callable[[dict], dict] = lambda grads: grads
 ) -> Callable[..., tuple[mx.array, mx.array]]:
-    """The compiled training step of ``model`` and ``optimizer``, ``step(x, labels, *rest)``:
-    ``loss_of(logits, labels, *rest)`` in training mode, its gradient (passed through
-    ``reduce_grads``: the workers' all-reduce in ``distributed.py``), one ``optimizer.update``;
-    returns the loss before the update and the logits (MLX's compiled-training pattern, see the
-    module docstring)."""
+    """The compiled training step of ``model`` and ``optimizer``, ``step(x, labels, weight,
+    scale)``: ``adapter.weighted_loss`` in training mode and its gradient
+    (``adapter.value_and_grads``: the batch split over MLX's CPU streams), passed through
+    ``reduce_grads`` (the workers' all-reduce in ``distributed.py``), then one
+    ``optimizer.update``; returns the loss before the update and the logits (MLX's
+    compiled-training pattern, see the module docstring)."""
     state = [model.state, optimizer.state, mx.random.state]
 
-    def loss_fn(x: mx.array, labels: mx.array, *rest: mx.array) -> tuple[mx.array, mx.array]:
-        logits = model(x)
-        return loss_of(logits, labels, *rest), logits
-
-    loss_and_grad = nn.value_and_grad(model, loss_fn)
-
-    def step(x: mx.array, labels: mx.array, *rest: mx.array) -> tuple[mx.array, mx.array]:
+    def step(x: mx.array, labels: mx.array, weight: mx.array, scale: mx.array) -> tuple[mx.array, mx.array]:
         model.train()
-        (loss, logits), grads = loss_and_grad(x, labels, *rest)
+        loss, out, grads = value_and_grads(model, x, labels, weight, scale)
         optimizer.update(model, reduce_grads(grads))
         model.eval()
-        return loss, logits
+        return loss, out
 
     return mx.compile(step, inputs=state, outputs=state)
 
@@ -146,8 +140,8 @@ def _evaluate(model: NiN) -> Callable[[mx.array, mx.array], tuple[mx.array, mx.a
 
     def evaluate(x: mx.array, labels: mx.array) -> tuple[mx.array, mx.array]:
         model.eval()
-        logits = model(x)
-        return nn.losses.cross_entropy(logits, labels, reduction="sum"), correct_count(logits, labels)
+        out = logits(model, x)
+        return nn.losses.cross_entropy(out, labels, reduction="sum"), correct_count(out, labels)
 
     return mx.compile(evaluate, inputs=[model.state], outputs=[model.state])
 
