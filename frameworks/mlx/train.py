@@ -8,7 +8,7 @@ over the model's parameters, the whole step one ``mx.compile``-d function.
 ``optim.SGD(learning_rate, momentum=μ, weight_decay=λ)`` (no dampening, no Nesterov) is the
 suite's update as written (frameworks/README.md): ``g ← g + λ·w``, ``v ← μ·v + g``,
 ``w ← w − lr·v``, its state ``v`` PyTorch's buffer ``b`` itself, so the momentum exports and
-loads without conversion.  (At μ = 0 MLX keeps no buffer and exports zeros, as PyTorch does.)
+loads without conversion.  (At μ = 0 MLX's buffer stays zero and exports so, as PyTorch's does.)
 
 The step follows MLX's own pattern for compiled training (``mx.compile`` with
 ``inputs=state, outputs=state``, ``state = [model.state, optimizer.state, mx.random.state]``):
@@ -24,7 +24,7 @@ with ``mx.random.seed(derive_seed(recipe.seed, epoch))``: process-wide, as MXNet
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -87,24 +87,21 @@ class Trainer:
 
     def export_state(self) -> dict[str, nin.weights.Weights]:
         """Canonical weights and momentum buffers (PyTorch's ``b``: MLX's ``v``)."""
-        buffers = [(name, slot.get("v", mx.zeros_like(param))) for name, slot, param in self._slots()]
+        buffers = [(name, self._slot(name)["v"]) for name in nin.weight_shapes(self.spec)]
         return {"weights": export_state(self.model), "momentum": from_native(self.model, tree_unflatten(buffers))}
 
     def load_state(self, state: dict[str, nin.weights.Weights]) -> None:
         """The inverse of ``export_state`` (both dicts validated against the spec)."""
         momentum = to_native(self.model, nin.validate_weights(self.spec, state["momentum"]))
         load_state(self.model, state["weights"])
-        self.optimizer.init(native_parameters(self.model))
-        for name, slot, _ in self._slots():
-            if "v" in slot:
-                slot["v"] = _lookup(momentum, name)
+        for name in nin.weight_shapes(self.spec):
+            self._slot(name)["v"] = _lookup(momentum, name)
         mx.eval(self.optimizer.state)
 
-    def _slots(self) -> Iterator[tuple[str, dict, mx.array]]:
-        """(canonical name, the optimizer's state dict of that parameter, the parameter)."""
-        params = native_parameters(self.model)
-        for name in nin.weight_shapes(self.spec):
-            yield name, _lookup(self.optimizer.state, name), _lookup(params, name)
+    def _slot(self, name: str) -> dict:
+        """The optimizer's state of canonical parameter ``name`` (``{"v": buffer}``: ``SGD.init_single``
+        makes one for every parameter, at μ = 0 too, where it stays zero)."""
+        return _lookup(self.optimizer.state, name)
 
 
 def _lookup(tree: dict, name: str):
