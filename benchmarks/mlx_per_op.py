@@ -2,8 +2,8 @@
 
 Each convolution (+ bias + ReLU) and each max pool of the model, at the model's shapes, is timed
 alone, forward and forward + backward (weights and bias, and the input except for the first
-layer), in MLX as ``frameworks/mlx/model.py`` computes it (``nn.Conv2d`` + ReLU, its
-``MaxPool``; NHWC, ``mx.compile``-d, evaluated) and in PyTorch as ``benchmarks/per_op.py`` times
+layer), in MLX as ``frameworks/mlx/model.py`` computes it (``nn.Conv2d``'s ``mx.conv2d`` + bias, ReLU;
+its ``MaxPool``; NHWC, ``mx.compile``-d, evaluated) and in PyTorch as ``benchmarks/per_op.py`` times
 it (channels-last); then each framework's 2048² float32 GEMM (the backends' ``gemm_probe``) and
 the whole ``Trainer.step`` of both.  Interleaved: each round times every operation in both
 frameworks once; the table gives medians over rounds and each operation's GFLOP/s (a
@@ -43,18 +43,16 @@ def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
         fwd = mx.compile(pool)
         grad = mx.compile(mx.grad(lambda x: pool(x).sum()))
         return (lambda: mx.eval(fwd(x))), (lambda: mx.eval(grad(x)))
-    conv = nn.Conv2d(shape[0], layer.out_channels, layer.kernel, layer.stride, layer.padding)
-    mx.eval(conv.parameters())
+    rng = np.random.default_rng(1)
+    w = mx.array(0.01 * rng.standard_normal((layer.out_channels, *layer.kernel, shape[0]), dtype=np.float32))
+    b = mx.zeros(layer.out_channels)
 
-    params = conv.trainable_parameters()
+    def conv_relu(w: mx.array, b: mx.array, x: mx.array) -> mx.array:  # nn.Conv2d's call, then ReLU
+        return nn.relu(mx.conv2d(x, w, stride=layer.stride, padding=layer.padding) + b)
 
-    def loss(params, x):
-        conv.update(params)
-        return nn.relu(conv(x)).sum()
-
-    fwd = mx.compile(lambda x: nn.relu(conv(x)), inputs=[conv.state])
-    grad = mx.compile(mx.grad(loss, argnums=0 if first else (0, 1)))
-    return (lambda: mx.eval(fwd(x))), (lambda: mx.eval(grad(params, x)))
+    fwd = mx.compile(conv_relu)
+    grad = mx.compile(mx.grad(lambda w, b, x: conv_relu(w, b, x).sum(), argnums=(0, 1) if first else (0, 1, 2)))
+    return (lambda: mx.eval(fwd(w, b, x))), (lambda: mx.eval(grad(w, b, x)))
 
 
 def _time(call: Call, repeats: int) -> float:
