@@ -13,7 +13,8 @@ names, so all layout conversion happens here and is of layouts only:
 
 MLX evaluates lazily: a call builds a graph, and ``mx.eval`` computes it.  Every function here
 evaluates once, at the end (``intermediates`` all layers in one ``mx.eval``), so no layer waits
-for the host.  The forward pass is ``mx.compile``-d per model (``_compiled``), with the model's
+for the host.  A batch is cut into one piece per CPU stream (``shards``): MLX runs each stream
+on a thread of its own, so the pieces' passes run side by side on the cores.  The forward pass is ``mx.compile``-d per model (``_compiled``), with the model's
 parameters as the compiled function's inputs (``inputs=model.state``), so a ``load_state`` or a
 training step reaches it without recompiling.
 """
@@ -116,11 +117,11 @@ def to_native(model: NiN, weights: Weights) -> dict:
     """Canonical tensors (weights, or momentum buffers: named and shaped like the weights) in
     the structure of ``native_parameters``: MLX's nested parameter tree (``block0`` →
     ``conv0`` → ``weight``), in MLX's layout."""
-    spec = model.spec
-    return tree_unflatten(
-        [(name, mx.array(np.ascontiguousarray(_tensor_to_native(spec, name, np.asarray(weights[name], np.float32)))))
-         for name in nin.weight_shapes(spec)]
-    )  # fmt: skip
+    spec, tensors = model.spec, []
+    for name in nin.weight_shapes(spec):
+        value = _tensor_to_native(spec, name, np.asarray(weights[name], np.float32))
+        tensors.append((name, mx.array(np.ascontiguousarray(value))))
+    return tree_unflatten(tensors)
 
 
 def from_native(model: NiN, native: dict) -> Weights:
