@@ -1,0 +1,112 @@
+"""Per-operation timings of a model's training step in MLX beside PyTorch: where MLX's time goes.
+
+Each convolution (+ bias + ReLU) and each max pool of the model, at the model's shapes, is timed
+alone, forward and forward + backward (weights and bias, and the input except for the first
+layer), in MLX as ``frameworks/mlx/model.py`` computes it (``nn.Conv2d``'s ``mx.conv2d`` + bias, ReLU;
+its ``MaxPool``; NHWC, ``mx.compile``-d, evaluated) and in PyTorch as ``benchmarks/per_op.py`` times
+it (channels-last); then each framework's 2048² float32 GEMM (the backends' ``gemm_probe``) and
+the whole ``Trainer.step`` of both.  Interleaved: each round times every operation in both
+frameworks once; the table gives medians over rounds and each operation's GFLOP/s (a
+convolution's forward is 2·MACs, its forward + backward 3× that).
+
+    .venv-current/bin/python benchmarks/mlx_per_op.py [--model nin_d2l] [--batch-size 32] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+from per_op import _layers, _torch_layer
+
+import nin
+from nin.conformance import sample_batch
+from nin.frameworks import get_backend
+from nin.tables import markdown_table
+from nin.train import Recipe, get_trainer
+
+Call = Callable[[], object]
+
+
+def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from nin.frameworks.mlx.model import MaxPool
+
+    x = mx.array(np.random.default_rng(0).standard_normal((batch, *shape[1:], shape[0]), dtype=np.float32))
+    if isinstance(layer, nin.MaxPool):
+        pool = MaxPool(layer)
+        fwd = mx.compile(pool)
+        grad = mx.compile(mx.grad(lambda x: pool(x).sum()))
+        return (lambda: mx.eval(fwd(x))), (lambda: mx.eval(grad(x)))
+    rng = np.random.default_rng(1)
+    w = mx.array(0.01 * rng.standard_normal((layer.out_channels, *layer.kernel, shape[0]), dtype=np.float32))
+    b = mx.zeros(layer.out_channels)
+
+    def conv_relu(w: mx.array, b: mx.array, x: mx.array) -> mx.array:  # nn.Conv2d's call, then ReLU
+        return nn.relu(mx.conv2d(x, w, stride=layer.stride, padding=layer.padding) + b)
+
+    fwd = mx.compile(conv_relu)
+    grad = mx.compile(mx.grad(lambda w, b, x: conv_relu(w, b, x).sum(), argnums=(0, 1) if first else (0, 1, 2)))
+    return (lambda: mx.eval(fwd(w, b, x))), (lambda: mx.eval(grad(w, b, x)))
+
+
+def _time(call: Call, repeats: int) -> float:
+    call()  # warm-up: compiles
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="nin_d2l")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    spec, batch = nin.get_spec(args.model), args.batch_size
+    ops: dict[str, dict[str, Call]] = {}
+    flops: dict[str, float] = {}
+    for name, layer, shape, macs in _layers(spec):
+        first = not ops
+        for fw, make in (("mlx", _mlx_layer), ("torch", _torch_layer)):
+            forward, step = make(layer, shape, batch, first)
+            ops.setdefault(f"{name} forward", {})[fw] = forward
+            ops.setdefault(f"{name} forward+backward", {})[fw] = step
+        flops[f"{name} forward"], flops[f"{name} forward+backward"] = 2 * macs * batch, 6 * macs * batch
+    a, b = (np.random.default_rng(1).standard_normal((2048, 2048), dtype=np.float32) for _ in range(2))
+    ops["GEMM 2048²"] = {fw: get_backend(fw).gemm_probe(a, b) for fw in ("mlx", "torch")}
+    flops["GEMM 2048²"] = 2 * 2048**3
+    x, y = sample_batch(spec, batch), np.arange(batch) % spec.num_classes
+    trainers = {fw: get_trainer(fw, spec, Recipe(dropout=False)) for fw in ("mlx", "torch")}
+    ops["Trainer.step"] = {fw: (lambda t=t: t.step(x, y, 0.01)) for fw, t in trainers.items()}
+    flops["Trainer.step"] = 6 * nin.mac_count(spec) * batch
+    seconds: dict[str, dict[str, list[float]]] = {op: {fw: [] for fw in calls} for op, calls in ops.items()}
+    for r in range(args.rounds):
+        for op, calls in ops.items():
+            for fw, call in calls.items():
+                seconds[op][fw].append(_time(call, 1 if op == "Trainer.step" else 3))
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
+    rows = []
+    for op, by_fw in seconds.items():
+        med = {fw: statistics.median(ts) for fw, ts in by_fw.items()}
+        rows.append(
+            [op]
+            + [
+                f"{1e3 * med[fw]:.1f} ({flops[op] / med[fw] / 1e9:.1f})" if flops[op] else f"{1e3 * med[fw]:.1f}"
+                for fw in ("mlx", "torch")
+            ]
+            + [f"{med['mlx'] / med['torch']:.1f}×"]
+        )
+    print(markdown_table(["operation", "mlx ms (GFLOP/s)", "torch ms (GFLOP/s)", "mlx / torch"], rows))
+
+
+if __name__ == "__main__":
+    main()
