@@ -66,4 +66,3 @@ def test_summary_json_flag_is_format_json():
     assert json.loads(old.stdout) == json.loads(new.stdout)
     assert json.loads(new.stdout)["total_params"] == nin.param_count(nin.get_spec("nin_tiny"))
     assert "--json is deprecated" in old.stderr and "use --format json" in old.stderr and new.stderr == ""
-
