@@ -14,7 +14,8 @@ kernels).  The test is therefore Schuirmann's two one-sided tests (TOST) on the 
 ``d_S = acc_A(S) - acc_B(S)`` (a paired t-test each way): H0 is |mean d| >= margin (0.5 points by default),
 and the pair is *equivalent* at level alpha when both one-sided nulls are rejected, i.e. when
 p = max(p_lower, p_upper) < alpha — the same verdict as the (1 - 2·alpha) confidence interval of the
-mean difference lying inside ±margin.  The report also gives Welch's unpaired TOST, which does not rely
+mean difference lying inside ±margin.  Every pair of frameworks is tested, so the report also gives each paired p after Holm's step-down
+adjustment over all the pairs (the family-wise reading).  The report also gives Welch's unpaired TOST, which does not rely
 on the pairing and is the conservative reading.  Where every d_S is equal (standard deviation 0) the
 t statistic is undefined; the verdict is then exact: p = 0 when |d| < margin, else 1.
 
@@ -107,6 +108,17 @@ def welch_tost(a: np.ndarray, b: np.ndarray, margin: float = MARGIN, alpha: floa
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else float(a.size + b.size - 2)
     sd = math.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
     return _tost(float(a.mean() - b.mean()), se, df, min(a.size, b.size), sd, margin, alpha)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (in their order): the family of pairs keeps its
+    error rate at alpha when each adjusted p is compared with alpha."""
+    order = sorted(range(len(p_values)), key=p_values.__getitem__)
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 # -- the runs --------------------------------------------------------------------------------
@@ -245,6 +257,9 @@ def report(accuracy: dict[str, dict[int, float]], margin: float, alpha: float) -
             "welch": {**asdict(welch), "p": welch.p, "equivalent": welch.equivalent(alpha)},
             "same_final_accuracy": int(np.sum(xa == xb)),
         })  # fmt: skip
+    for pair, adjusted in zip(pairs, holm([pair["paired"]["p"] for pair in pairs]), strict=True):
+        pair["paired"]["p_holm"] = adjusted
+        pair["paired"]["equivalent_holm"] = adjusted < alpha
     return {"margin_points": margin, "alpha": alpha, "epochs": EPOCHS, "backends": per_backend, "pairs": pairs}
 
 
@@ -271,11 +286,12 @@ def markdown(result: dict) -> str:
         rows.append((
             f"{pair['a']} – {pair['b']}", f"{p['mean_diff']:+.2f}", f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]",
             f"{p['p_lower']:.2g} / {p['p_upper']:.2g}", "yes" if p["equivalent"] else "**no**",
+            f"{p['p_holm']:.2g}" + ("" if p["equivalent_holm"] else " **no**"),
             f"{w['p']:.2g}", "yes" if w["equivalent"] else "**no**", f"{pair['same_final_accuracy']}/{len(pair['seeds'])}",
         ))  # fmt: skip
     ci = int(round(100 * (1 - 2 * result["alpha"])))
     header = ("pair", "mean diff (points)", f"{ci} % CI", "paired p (lower / upper)", "equivalent (paired)",
-              "Welch p", "equivalent (Welch)", "seeds with equal accuracy")  # fmt: skip
+              "Holm-adjusted p (paired)", "Welch p", "equivalent (Welch)", "seeds with equal accuracy")  # fmt: skip
     pairs = markdown_table(header, rows)
     return f"{per}\n\nTOST at ±{result['margin_points']} points, alpha {result['alpha']}:\n\n{pairs}\n"
 

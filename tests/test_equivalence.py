@@ -85,3 +85,9 @@ def test_a_run_is_claimed_once_and_a_dead_holder_is_taken_over(tmp_path: Path) -
     dead = __import__("subprocess").run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     (folder / ".running").write_text(dead.stdout.decode().strip())  # the pid of a process that has ended
     assert eq._claim(folder)
+
+
+def test_holm_adjustment_by_hand() -> None:
+    # sorted 0.01, 0.03, 0.04 times 3, 2, 1 = 0.03, 0.06, 0.04 → made non-decreasing: 0.03, 0.06, 0.06
+    assert eq.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert eq.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
