@@ -302,3 +302,22 @@ def test_links_written_for_the_repository_point_at_the_site(hooks, page, site_pa
 def test_links_inside_code_are_left_alone(hooks):
     code = "```python\nx = y[0](docs/training.md)\n```\n````text\n```\n[t](docs/training.md)\n````\n"
     assert hooks.rewrite_links(code, "README.md", "index.md", _Files("training.md")) == code
+
+
+def test_only_repeated_bench_runs_are_compared(hooks):
+    """The results page asks "do A and B agree?" only of runs that repeat one measurement (names
+    alike but for the last letter), not of runs of other backends, environments or loads."""
+    import pages  # docs/website, on sys.path through the hooks fixture
+
+    names = [
+        "idle-a",
+        "idle-b",
+        "idle-c",
+        "jax-current-a",
+        "jax-legacy-a",
+        "jax-legacy-b",
+        "mlx-loaded",
+        "paddle-2threads",
+    ]
+    runs = [Path(f"bench-2026-12-06-{name}.json") for name in names]
+    assert pages._repeated_runs(runs) == [(0, 1), (1, 2), (4, 5)]

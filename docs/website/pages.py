@@ -179,13 +179,21 @@ def results() -> tuple[str, dict[str, bytes]]:
                 bench.bench_markdown(result),
                 f"![{path.stem}: per-round ratios (points) and their medians (bars)]({plot})",
             ]
-        for k in range(1, len(runs)):
-            table = bench.agreement_markdown(bench.agreement(loaded[k - 1], loaded[k]))
-            question = f"Do `{runs[k - 1].name}` (A) and `{runs[k].name}` (B) agree?"
+        for a, b in _repeated_runs(runs):
+            table = bench.agreement_markdown(bench.agreement(loaded[a], loaded[b]))
+            question = f"Do `{runs[a].name}` (A) and `{runs[b].name}` (B) agree?"
             parts.append(f'??? note "{question}"\n\n{_indent(table)}')
     files = sorted(DATA.glob("*.json"))
     parts += ["## The files", "\n".join(f"* [`{p.name}`](data/{p.name})" for p in files)]
     return "\n\n".join(parts) + "\n", plots
+
+
+def _repeated_runs(runs: list[Path]) -> list[tuple[int, int]]:
+    """The pairs of runs that repeat one measurement, named alike but for a last letter
+    (``bench-DATE-idle-a.json``, ``...-idle-b.json``): those that ``--agree`` compares.  Runs
+    of other backends, environments or loads are not a repetition of each other."""
+    stem = [re.sub(r"-[a-z]$", "", path.stem) if re.search(r"-[a-z]$", path.stem) else None for path in runs]
+    return [(k - 1, k) for k in range(1, len(runs)) if stem[k] is not None and stem[k] == stem[k - 1]]
 
 
 def _figures(cell: dict) -> dict[str, float | None]:
