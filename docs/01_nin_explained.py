@@ -22,7 +22,7 @@
 # 2. **Global average pooling instead of fully connected layers.** The last block outputs one
 #    map per class, and a class's score is the mean of its map.
 #
-# This tutorial shows both with the suite's own code: the four frameworks' `nin_block`s side
+# This tutorial shows both with the suite's own code: every framework's `nin_block` side
 # by side, giving the same output for the same weights; the layer table of the d2l book's NiN;
 # a 1×1 convolution taken apart into a fully connected layer applied to every pixel; and what
 # global average pooling saves compared with a fully connected head.
@@ -68,9 +68,10 @@ for c, conv in enumerate(first_block.convs):
 #
 # Each backend's `model.py` turns that data into native layers: an `nn.Sequential` in PyTorch,
 # a `keras.Sequential` in TensorFlow, a `flax.linen` module in JAX, a `HybridSequential` in
-# MXNet and a `paddle.nn.Sequential` in PaddlePaddle. The functions have the same name and the same structure: one convolution per entry
-# of `block_spec.convs`, each followed by ReLU. (The JAX `nin_block` only names an `MlpConv`
-# module, so that module is printed too.)
+# MXNet, a `paddle.nn.Sequential` in PaddlePaddle and an `mlx.nn.Module` in MLX. The functions
+# have the same name and the same structure: one convolution per entry of `block_spec.convs`,
+# each followed by ReLU. (The JAX and MLX `nin_block`s build an `MlpConv` module, so that module
+# is printed too.)
 #
 # <!-- framework-tabs: nin_block -->
 

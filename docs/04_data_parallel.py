@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # Data-parallel training: four engines, one optimisation
+# # Data-parallel training: six engines, one optimisation
 #
 # Data parallelism runs N copies of the network, each on its own share of every batch, and
 # adds their gradients before one common update (Goyal et al., *Accurate, Large Minibatch SGD*,
@@ -98,7 +98,7 @@ assert error < 1e-12
 print(f"gradient of the batch vs the shards' weighted sum: max|Δ| = {error:.1e}")
 
 # %% [markdown]
-# ## The four engines
+# ## The six engines
 #
 # The single-process trainers (`frameworks/<name>/train.py`) stay as they are; each
 # `frameworks/<name>/distributed.py` adds only what the engine needs. The heart of each, from
@@ -110,6 +110,8 @@ print(f"gradient of the batch vs the shards' weighted sum: max|Δ| = {error:.1e}
 # | TensorFlow | `tf.distribute.MultiWorkerMirroredStrategy` (`TF_CONFIG`) | the Keras optimizer, through the strategy's all-reduce |
 # | JAX | `jax.distributed.initialize` + a `Mesh` over all processes' devices | XLA, inside the sharded `jit` |
 # | MXNet | the `dist_sync` kvstore (scheduler, server, workers) | the parameter server |
+# | PaddlePaddle | `paddle.distributed.init_parallel_env` (gloo on the CPU) | `paddle.distributed.all_reduce` after `backward` |
+# | MLX | `mx.distributed` on its `ring` backend | `nn.average_gradients`, inside the compiled step |
 #
 # <!-- framework-tabs: distributed -->
 
