@@ -117,7 +117,7 @@ def jax_gpu() -> tuple[bool, str]:
     if not plugins:
         return False, (
             f"jax {jax.__version__} has no CUDA plugin (jax-cuda12-plugin or jax-cuda13-plugin): a CPU-only "
-            f"install; install jax[cuda13]"
+            f"install; pip install 'jax[cuda13]' (or 'jax[cuda12]' for a CUDA 12 driver)"
         )
     said = next((m.splitlines()[0] for m in records.messages if "cuda" in m.lower() or "gpu" in m.lower()), "")
     return False, (

@@ -302,7 +302,7 @@ def gpu_missing_reason() -> str | None:
     version = f"jax {jax.__version__}"
     plugins = [f"jax_cuda{v}_plugin" for v in (12, 13) if importlib.util.find_spec(f"jax_cuda{v}_plugin")]
     if not plugins:
-        return f"{version} has no CUDA plugin (jax_cuda12_plugin, jax_cuda13_plugin: neither is installed): pip install 'jax[cuda12]'"
+        return f"{version} has no CUDA plugin (jax_cuda12_plugin, jax_cuda13_plugin: neither is installed): pip install 'jax[cuda13]' (or 'jax[cuda12]' for a CUDA 12 driver)"
     driver = cuda_driver_problem()
     if driver:
         return f"{version} with its plugin {plugins[0]} finds no GPU: {driver}"
