@@ -442,14 +442,32 @@ def _heartbeat_came(fd: int) -> bool:
         came = True
 
 
+def end_on_sigterm() -> None:
+    """Give SIGTERM back its default action (end the process at once).  An engine's coordination
+    service can take it over to sync a preemption point between processes (JAX's preemption
+    sync manager, TensorFlow's multi-worker coordination); a worker then outlives the
+    launcher's SIGTERM until the SIGKILL ``STOP_GRACE_S`` later.  A worker of this job keeps no
+    state a SIGTERM could save (rank 0 writes each checkpoint whole, at the end of an epoch), so
+    a backend calls this once its engine has joined the job."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _process_state(pid: int) -> str:
+    """The one-letter state of process ``pid`` from /proc (``T``/``t``: stopped), "" where unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+STOPPED = "it is stopped (SIGSTOP, Ctrl-Z or a debugger)"
+
+
 def _describe_silence(rank: int, pid: int, window: float) -> str:
     """One line on a worker that sent no heartbeat for ``window`` seconds, with its state."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        state = ""
+    state = _process_state(pid)
     if state in ("T", "t"):
-        how = "it is stopped (SIGSTOP, Ctrl-Z or a debugger)"
+        how = STOPPED
     else:
         how = f"it is hung (process state {state or 'unknown'}: a call that holds the interpreter lock, or no CPU time)"
     return f"worker rank {rank} (pid {pid}) sent no heartbeat for {window:.0f} s ({HEARTBEAT_WINDOW_ENV}): {how}"
@@ -584,6 +602,16 @@ def launch(job: TrainJob, workers: int, host: str = "127.0.0.1") -> int:
             failed = sorted(((rank, code) for rank, code in enumerate(codes) if code not in (None, 0)), key=_by_signal)
             if failed:
                 rank, code = failed[0]
+                # an engine whose collectives time out on a silent peer (TensorFlow's) fails the
+                # waiting worker before the heartbeat window ends: name the stopped peer, the cause
+                stopped = [r for r, c in enumerate(codes) if c is None and _process_state(procs[r].pid) in ("T", "t")]
+                if code > 0 and stopped:
+                    peer = stopped[0]
+                    _stop(procs)
+                    raise DistributedError(
+                        f"worker rank {peer} (pid {procs[peer].pid}) {STOPPED.removeprefix('it ')}, and worker rank "
+                        f"{rank} failed waiting for it (exit status {code}); stopped the job. {resume}"
+                    )
                 _stop(procs)
                 raise DistributedError(
                     f"{_describe_exit(rank, procs[rank].pid, code, tails[rank].last_lines())}"

@@ -41,6 +41,7 @@ docs/distributed.md, "Tests".
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -628,14 +629,22 @@ def test_stopped_worker_ends_the_job_within_the_heartbeat_window(backend, held_j
     stderr = job.end(timeout=WINDOW_S + STOP_GRACE_S + 30)
     took = time.monotonic() - stopped
     last = stderr.strip().splitlines()[-1]
-    assert last == (
+    resume = f"The last checkpoint in {job.out} is intact: continue with the same command and --resume"
+    silent = (
         f"nin train: error: worker rank {HOLD_RANK} (pid {victim}) sent no heartbeat for {WINDOW_S} s "
-        f"(NIN_HEARTBEAT_WINDOW_S): it is stopped (SIGSTOP, Ctrl-Z or a debugger); stopped the job. "
-        f"The last checkpoint in {job.out} is intact: continue with the same command and --resume"
-    ), stderr[-3000:]
-    # its last heartbeat came at most HEARTBEAT_S before the stop; then every worker ends on its
-    # SIGTERM at once (the stopped one continued to take it), well before the SIGKILL of STOP_GRACE_S later
-    assert WINDOW_S - HEARTBEAT_S - 0.5 <= took <= WINDOW_S + STOP_GRACE_S / 2, (
-        f"the job ended {took:.1f} s after the stop"
+        f"(NIN_HEARTBEAT_WINDOW_S): it is stopped (SIGSTOP, Ctrl-Z or a debugger); stopped the job. {resume}"
     )
+    # an engine whose collectives time out on the silent peer first (TensorFlow's) fails rank 0
+    # before the window ends; the error still names the stopped rank as the cause
+    peer_failed = re.fullmatch(
+        rf"nin train: error: worker rank {HOLD_RANK} \(pid {victim}\) is stopped \(SIGSTOP, Ctrl-Z or a debugger\), "
+        rf"and worker rank 0 failed waiting for it \(exit status \d+\); stopped the job\. {re.escape(resume)}",
+        last,
+    )
+    assert last == silent or peer_failed, stderr[-3000:]
+    # by the heartbeat: its last heartbeat came at most HEARTBEAT_S before the stop; then every worker
+    # ends on its SIGTERM at once (the stopped one continued to take it), well before the SIGKILL of
+    # STOP_GRACE_S later; by the engine: before the window ends
+    earliest = 0.0 if peer_failed else WINDOW_S - HEARTBEAT_S - 0.5
+    assert earliest <= took <= WINDOW_S + STOP_GRACE_S / 2, f"the job ended {took:.1f} s after the stop"
     assert_job_ended(job, stderr)

@@ -26,7 +26,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import nin
-from nin.distributed import Cluster, DataParallel, DistributedError, local_shard
+from nin.distributed import Cluster, DataParallel, DistributedError, end_on_sigterm, local_shard
 from nin.train import Recipe, spec_for
 
 from . import train
@@ -54,6 +54,7 @@ def initialize(cluster: Cluster) -> None:
             f"rank {cluster.rank} could not join the job at {cluster.coordinator} within {cluster.timeout_s:.0f} s "
             f"({str(e).splitlines()[0]}); check that every worker was started with the same coordinator"
         ) from None
+    end_on_sigterm()  # jax.distributed.initialize's preemption sync manager took SIGTERM over
 
 
 def shutdown() -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 import nin
-from nin.distributed import Cluster, DataParallel, DistributedError, local_shard
+from nin.distributed import Cluster, DataParallel, DistributedError, end_on_sigterm, local_shard
 from nin.train import Recipe, derive_seed, spec_for
 
 from . import train
@@ -51,6 +51,7 @@ def initialize(cluster: Cluster) -> None:
         timeout_seconds=cluster.timeout_s,
     )
     _state["strategy"] = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    end_on_sigterm()  # the strategy's coordination service took SIGTERM over
 
 
 def shutdown() -> None:
