@@ -40,25 +40,10 @@ import paddle  # noqa: E402
 import paddle.nn.functional as PF  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as TF  # noqa: E402
+from per_op import _layers  # noqa: E402  (benchmarks/per_op.py: the same layer list)
 
 Call = Callable[[], object]
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
-def _layers(spec: nin.NiNSpec) -> list[tuple[str, object, tuple[int, ...], int]]:
-    """(name, layer spec, input shape (C, H, W), MACs per example) for every conv and max pool."""
-    rows = {row.name: row for row in nin.layer_table(spec)}
-    shape, out = (spec.in_channels, *spec.input_size), []
-    for name, layer in spec.named_layers():
-        if isinstance(layer, nin.NiNBlock):
-            for c, conv in enumerate(layer.convs):
-                row = rows[f"{name}.conv{c}"]
-                out.append((row.name, conv, shape, row.macs))
-                shape = row.output_shape
-        elif isinstance(layer, nin.MaxPool):
-            out.append((name, layer, shape, 0))
-            shape = rows[name].output_shape
-    return out
 
 
 def _paddle_layer(layer, shape, batch: int, first: bool) -> Call:
