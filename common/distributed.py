@@ -461,12 +461,13 @@ def _process_state(pid: int) -> str:
 
 
 STOPPED = "it is stopped (SIGSTOP, Ctrl-Z or a debugger)"
+STOPPED_STATES = ("T", "t")  # /proc's stopped, and stopped by a tracer
 
 
 def _describe_silence(rank: int, pid: int, window: float) -> str:
     """One line on a worker that sent no heartbeat for ``window`` seconds, with its state."""
     state = _process_state(pid)
-    if state in ("T", "t"):
+    if state in STOPPED_STATES:
         how = STOPPED
     else:
         how = f"it is hung (process state {state or 'unknown'}: a call that holds the interpreter lock, or no CPU time)"
@@ -604,7 +605,9 @@ def launch(job: TrainJob, workers: int, host: str = "127.0.0.1") -> int:
                 rank, code = failed[0]
                 # an engine whose collectives time out on a silent peer (TensorFlow's) fails the
                 # waiting worker before the heartbeat window ends: name the stopped peer, the cause
-                stopped = [r for r, c in enumerate(codes) if c is None and _process_state(procs[r].pid) in ("T", "t")]
+                stopped = [
+                    r for r, c in enumerate(codes) if c is None and _process_state(procs[r].pid) in STOPPED_STATES
+                ]
                 if code > 0 and stopped:
                     peer = stopped[0]
                     _stop(procs)
