@@ -10,6 +10,9 @@ frameworks once; the table gives medians over rounds and each operation's GFLOP/
 convolution's forward is 2·MACs, its forward + backward 3× that).
 
     .venv-current/bin/python benchmarks/mlx_per_op.py [--model nin_d2l] [--batch-size 32] [--rounds 3]
+
+MLX multiplies with the BLAS its backend chooses (``NIN_MLX_BLAS``, frameworks/mlx/blas.py); the
+first line printed names it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
     import mlx.core as mx
     import mlx.nn as nn
 
-    from nin.frameworks.mlx.model import MaxPool
+    from nin.frameworks.mlx.model import MaxPool, convolve
 
     x = mx.array(np.random.default_rng(0).standard_normal((batch, *shape[1:], shape[0]), dtype=np.float32))
     if isinstance(layer, nin.MaxPool):
@@ -47,8 +50,8 @@ def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
     w = mx.array(0.01 * rng.standard_normal((layer.out_channels, *layer.kernel, shape[0]), dtype=np.float32))
     b = mx.zeros(layer.out_channels)
 
-    def conv_relu(w: mx.array, b: mx.array, x: mx.array) -> mx.array:  # nn.Conv2d's call, then ReLU
-        return nn.relu(mx.conv2d(x, w, stride=layer.stride, padding=layer.padding) + b)
+    def conv_relu(w: mx.array, b: mx.array, x: mx.array) -> mx.array:  # the model's convolution, then ReLU
+        return nn.relu(convolve(x, w, b, layer.stride, layer.padding))
 
     fwd = mx.compile(conv_relu)
     grad = mx.compile(mx.grad(lambda w, b, x: conv_relu(w, b, x).sum(), argnums=(0, 1) if first else (0, 1, 2)))
@@ -71,6 +74,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    # the backend first: its record's prepare chooses MLX's BLAS (frameworks/mlx/blas.py) before MLX loads
+    print(get_backend("mlx").framework_version(), "|", get_backend("torch").framework_version(), flush=True)
     spec, batch = nin.get_spec(args.model), args.batch_size
     ops: dict[str, dict[str, Call]] = {}
     flops: dict[str, float] = {}

@@ -273,6 +273,8 @@ def get_backend(name: str) -> ModuleType:
         prepare(backend.package)  # the record's host settings that must precede the framework's import
         importlib.import_module(f"{backend.package}.adapter")  # the framework itself, now
         return module
+    except BackendUnavailable:  # a host setting refused, with its own reason and remedy
+        raise
     except ImportError as e:
         raise BackendUnavailable(
             f"backend {name!r} failed to import ({e}); reinstall it with: {backend.install()}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nin import blas
 from nin.frameworks.record import CONTRACT, BackendRecord, Needs, contract_attribute
 
 RECORD = BackendRecord(
@@ -27,6 +28,8 @@ RECORD = BackendRecord(
         "onnx_export": "MLX has no ONNX exporter of its own; write the graph with nin.onnx (nin export MODEL --format onnx)",
     },
     order=60,
+    # an optimized CBLAS in front of the reference one MLX's Linux build ships (blas.py)
+    prepare=blas.load,
 )
 
 __all__ = list(CONTRACT)

@@ -32,6 +32,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 import nin
+from nin import blas
 from nin.frameworks import check_precision
 from nin.weights import Weights
 
@@ -293,7 +294,7 @@ def loss_and_grads(model: NiN, x, labels) -> tuple[float, Weights]:
 
 
 def framework_version() -> str:
-    return f"mlx {mx.__version__}"
+    return f"mlx {mx.__version__} ({blas.chosen().describe()})"
 
 
 def gpu_available() -> bool:

@@ -26,6 +26,7 @@ window that hangs past input + padding) ``AvgPool`` rescales those outputs.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -37,7 +38,6 @@ import nin
 from nin.shapes import avg_pool_divisor, pool_padding
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_MAX_POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _AVG_POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
@@ -55,12 +55,41 @@ class MlpConv(nn.Module):
     def outputs(self, x: mx.array) -> Iterator[mx.array]:
         """The output of every convolution, after its ReLU."""
         for name in self.names:
-            x = nn.relu(self[name](x))
+            x = nn.relu(conv(self[name], x))
             yield x
 
     def __call__(self, x: mx.array) -> mx.array:
         *_, out = self.outputs(x)
         return out
+
+
+def conv(layer: nn.Conv2d | nn.Conv3d, x: mx.array) -> mx.array:
+    """``layer(x)``, by ``convolve`` with the layer's own weight and bias."""
+    return convolve(x, layer.weight, layer.get("bias"), layer.stride, layer.padding)
+
+
+def convolve(
+    x: mx.array, w: mx.array, b: mx.array | None, stride: int | tuple[int, ...], padding: int | tuple[int, ...]
+) -> mx.array:
+    """The convolution of ``nn.Conv2d`` (``3d``) with kernel ``w`` (out, *kernel, in) and bias
+    ``b``; a 1×1 (1×1×1), stride-1, unpadded one — the paper's "cccp" layer, a small MLP over
+    each pixel's channels — as the one matrix product it is, ``x @ Wᵀ + b`` over the channel
+    axis (as ``nn.Linear`` computes), since MLX's CPU convolution copies its input into patches
+    first also for 1×1 kernels (docs/benchmarks.md, "MLX")."""
+    if all(k == 1 for k in w.shape[1:-1]) and _all_ones(stride) and not any(_tuple(padding)):
+        rows = x.reshape(-1, x.shape[-1])  # all pixels as the rows of one product, not a batch of small ones
+        y = (rows @ w.reshape(w.shape[0], w.shape[-1]).T).reshape(*x.shape[:-1], w.shape[0])
+    else:
+        y = (mx.conv2d if w.ndim == 4 else mx.conv3d)(x, w, stride=stride, padding=padding)
+    return y if b is None else y + b
+
+
+def _tuple(v: int | tuple[int, ...]) -> tuple[int, ...]:
+    return v if isinstance(v, tuple) else (v,)
+
+
+def _all_ones(v: int | tuple[int, ...]) -> bool:
+    return all(i == 1 for i in _tuple(v))
 
 
 def nin_block(in_channels: int, block_spec: nin.NiNBlock) -> MlpConv:
@@ -71,18 +100,29 @@ def nin_block(in_channels: int, block_spec: nin.NiNBlock) -> MlpConv:
 
 
 class MaxPool(nn.Module):
-    """Max pooling with −inf padding and Caffe's ceil mode: ``nn.MaxPool2d`` (``3d``) on the
-    input padded with −inf by ``pool_padding``'s amounts, which add, in ceil mode, what the
-    last window needs on the high side."""
+    """Max pooling with −inf padding and Caffe's ceil mode, on the input padded with −inf by
+    ``pool_padding``'s amounts (which add, in ceil mode, what the last window needs on the high
+    side): the elementwise ``mx.maximum`` of the window's k×k strided slices, one per offset,
+    in the window's row-major order.  It computes what ``nn.MaxPool2d`` computes (the maximum
+    of each window), and its gradient goes to the window's first maximum as the spec's
+    (``nin.reference``) does; MLX differentiates ``nn.MaxPool2d``'s strided-window view
+    through a scatter, 14× PyTorch's time for the max pools' backward of nin_d2l, against
+    the slices' masks (docs/benchmarks.md, "MLX")."""
 
     def __init__(self, pool: nin.MaxPool):
         super().__init__()
         self.pool = pool
-        self.reduce = _MAX_POOL[len(pool.kernel)](pool.kernel, pool.stride, 0)
 
     def __call__(self, x: mx.array) -> mx.array:
-        pads = pool_padding(tuple(x.shape[1:-1]), self.pool)
-        return self.reduce(_pad(x, pads, -math.inf))
+        x = _pad(x, pool_padding(tuple(x.shape[1:-1]), self.pool), -math.inf)
+        k, s = self.pool.kernel, self.pool.stride
+        out = [(n - kk) // ss + 1 for n, kk, ss in zip(x.shape[1:-1], k, s, strict=True)]
+        y = None
+        for offsets in itertools.product(*(range(kk) for kk in k)):
+            window = tuple(slice(o, o + ss * (m - 1) + 1, ss) for o, ss, m in zip(offsets, s, out, strict=True))
+            piece = x[(slice(None), *window, slice(None))]
+            y = piece if y is None else mx.maximum(y, piece)
+        return y
 
 
 class AvgPool(nn.Module):
