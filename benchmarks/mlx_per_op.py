@@ -2,8 +2,8 @@
 
 Each convolution (+ bias + ReLU) and each max pool of the model, at the model's shapes, is timed
 alone, forward and forward + backward (weights and bias, and the input except for the first
-layer), in MLX as ``frameworks/mlx/model.py`` computes it (``nn.Conv2d``'s ``mx.conv2d`` + bias, ReLU;
-its ``MaxPool``; NHWC, ``mx.compile``-d, evaluated) and in PyTorch as ``benchmarks/per_op.py`` times
+layer), in MLX as ``frameworks/mlx/model.py`` computes it (its ``convolve`` + ReLU, its ``MaxPool``;
+NHWC, the batch split over the adapter's streams, ``mx.compile``-d, evaluated) and in PyTorch as ``benchmarks/per_op.py`` times
 it (channels-last); then each framework's 2048² float32 GEMM (the backends' ``gemm_probe``) and
 the whole ``Trainer.step`` of both.  Interleaved: each round times every operation in both
 frameworks once; the table gives medians over rounds and each operation's GFLOP/s (a
@@ -38,11 +38,23 @@ def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
     import mlx.core as mx
     import mlx.nn as nn
 
+    from nin.frameworks.mlx.adapter import shards
     from nin.frameworks.mlx.model import MaxPool, convolve
+
+    def over_streams(f: Callable) -> Callable:  # as the model runs: each piece of the batch on its stream
+        def run(*args: mx.array) -> mx.array:
+            *rest, x = args
+            pieces = []
+            for stream, rows in shards(x.shape[0]):
+                with mx.stream(stream):
+                    pieces.append(f(*rest, x[rows]))
+            return mx.concatenate(pieces)
+
+        return run
 
     x = mx.array(np.random.default_rng(0).standard_normal((batch, *shape[1:], shape[0]), dtype=np.float32))
     if isinstance(layer, nin.MaxPool):
-        pool = MaxPool(layer)
+        pool = over_streams(MaxPool(layer))
         fwd = mx.compile(pool)
         grad = mx.compile(mx.grad(lambda x: pool(x).sum()))
         return (lambda: mx.eval(fwd(x))), (lambda: mx.eval(grad(x)))
@@ -50,6 +62,7 @@ def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
     w = mx.array(0.01 * rng.standard_normal((layer.out_channels, *layer.kernel, shape[0]), dtype=np.float32))
     b = mx.zeros(layer.out_channels)
 
+    @over_streams
     def conv_relu(w: mx.array, b: mx.array, x: mx.array) -> mx.array:  # the model's convolution, then ReLU
         return nn.relu(convolve(x, w, b, layer.stride, layer.padding))
 

@@ -103,13 +103,12 @@ CANDIDATES = (_mkl_wheel, _paddle_mklml, _system)
 
 
 def _open(path: str) -> ctypes.CDLL:
-    """Load ``path`` into the global symbol scope, after the libraries of its folder that it
-    names and that the loader would not find (MKL-ML's ``libiomp5.so``, MKL's threading layer)."""
-    folder = Path(path).parent
-    for dep in ("libiomp5.so", "libmkl_intel_thread.so.2", "libmkl_core.so.2"):
-        lib = folder / dep
-        if lib.is_file() and Path(path).name != dep:
-            ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+    """Load ``path`` into the global symbol scope, after the OpenMP runtime of its folder where
+    there is one: MKL-ML names ``libiomp5.so`` without a path the loader would search (MKL's
+    ``libmkl_rt`` loads its own parts)."""
+    omp = Path(path).parent / "libiomp5.so"
+    if omp.is_file():
+        ctypes.CDLL(str(omp), mode=ctypes.RTLD_GLOBAL)
     lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
     missing = [r for r in ROUTINES if not hasattr(lib, r)]
     if missing:

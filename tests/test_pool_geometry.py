@@ -221,3 +221,61 @@ def test_pool_geometry_coverage(capsys):
     # every (kernel, stride, padding) of kernels 1–5, strides 1–4, paddings 0–2 (p ≤ k//2)
     used = {a for g in GEOMETRIES for a in g[3]}
     assert used == set(AXES) and {k for k, _, _ in used} == set(range(1, 6)) and {p for *_, p in used} == {0, 1, 2}
+
+
+CELLS = [(1.0, 2.0), (2.0, 1.0), (0.5, 2.5), (3.0, 0.0)]  # two input channels; each cell sums to exactly 3
+
+
+def _tie_case() -> tuple[GradientCase, np.ndarray]:
+    """A max pool whose windows hold exact ties of cells that differ in what made them: a 1×1
+    convolution adds two input channels with weights 1 and 1, so every cell of ``CELLS`` is 3;
+    the convolution's weight gradient then says which cell of each window got the pool's
+    gradient (it sums the winners' inputs).  Each 2×2 window holds the four cells in another
+    order.  Returns the case and each window's cells in row-major order, (window, cell, channel)."""
+    spec = nin.NiNSpec(
+        "max_pool_ties",
+        2,
+        (4, 4),
+        2,
+        (nin.NiNBlock((nin.Conv(1, (1, 1), (1, 1), (0, 0)),)), nin.MaxPool((2, 2), (2, 2), (0, 0)), nin.Linear(2)),
+    )
+    weights = {name: np.zeros(shape, np.float32) for name, shape in nin.weights.weight_shapes(spec).items()}
+    weights["block0.conv0.weight"][:] = 1.0
+    weights["head.weight"][:] = [[1.0, -2.0, 3.0, -4.0], [-1.0, 0.5, 2.0, 1.0]]
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    windows = np.zeros((4, 4, 2))
+    for w, (i, j) in enumerate(itertools.product((0, 2), (0, 2))):
+        order = CELLS[w:] + CELLS[:w]
+        windows[w] = order
+        for c, (di, dj) in enumerate(itertools.product((0, 1), (0, 1))):
+            x[0, :, i + di, j + dj] = order[c]
+    return GradientCase.of(spec, weights, x, np.array([0])), windows
+
+
+@pytest.mark.parametrize("runtime_name", [b for b in selected_runtimes() if backend_trains(b)])
+def test_max_pool_ties_go_to_the_first_cell(runtime_name):
+    """Where a window's maximum is tied, its gradient goes to the window's first cell in
+    row-major order, as in the oracle and PyTorch (MLX's ``nn.MaxPool2d`` splits it evenly).
+    The convolution's weight gradient is worked out by hand for the three conventions (first
+    cell, last cell, split evenly), the oracle's must be the first one's, and the backend's
+    must match the oracle's."""
+    grad, windows = _tie_case()
+    # by hand: every pooled value is 3, so the logits are 3·(row sums of the head); softmax − one-hot
+    head = grad.weights["head.weight"].astype(np.float64)
+    logits = 3.0 * head.sum(axis=1)
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    d_pool = (p - np.array([1.0, 0.0])) @ head  # the loss's gradient at each window's output
+    by_rule = {
+        "first": d_pool @ windows[:, 0, :],
+        "last": d_pool @ windows[:, -1, :],
+        "split": d_pool @ windows.mean(axis=1),
+    }
+    oracle = grad.grads["block0.conv0.weight"].reshape(-1)
+    np.testing.assert_allclose(oracle, by_rule["first"], rtol=1e-6)
+    assert not np.allclose(by_rule["first"], by_rule["last"]) and not np.allclose(by_rule["first"], by_rule["split"])
+    adapter = backend_or_skip(runtime_name)
+    net = adapter.build(grad.spec)
+    adapter.load_state(net, grad.weights)
+    check = check_gradients(adapter, net, grad)
+    assert check.ok, f"{runtime_name}: tied max-pool windows: {check.property}: {check.message}"

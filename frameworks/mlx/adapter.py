@@ -323,12 +323,16 @@ def set_threads(threads: int) -> None:
 
 def gemm_probe(a: np.ndarray, b: np.ndarray, device: str = "cpu", dtype: str = "float32"):
     """A call computing ``a @ b`` with MLX's matmul (``mx.matmul``: ``cblas_sgemm`` of the BLAS
-    its CPU build links) on ``device``, evaluated; float32 only."""
+    MLX uses, ``nin.blas``) on ``device``, evaluated; float32 only.  On the CPU the rows of ``a``
+    are split over the streams (``shards``) as a batch is, since each stream's BLAS runs one
+    thread."""
     check_precision("mlx", dtype)
     with mx.stream(_device(device)):
         ma, mb = mx.array(a), mx.array(b)
         mx.eval(ma, mb)
-    return lambda: mx.eval(mx.matmul(ma, mb, stream=_device(device)))
+    if device != "cpu":
+        return lambda: mx.eval(mx.matmul(ma, mb, stream=_device(device)))
+    return lambda: mx.eval([mx.matmul(ma[rows], mb, stream=stream) for stream, rows in shards(ma.shape[0])])
 
 
 def device_peak_mb(device: str) -> float | None:

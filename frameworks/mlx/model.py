@@ -102,12 +102,14 @@ def nin_block(in_channels: int, block_spec: nin.NiNBlock) -> MlpConv:
 class MaxPool(nn.Module):
     """Max pooling with −inf padding and Caffe's ceil mode, on the input padded with −inf by
     ``pool_padding``'s amounts (which add, in ceil mode, what the last window needs on the high
-    side): the elementwise ``mx.maximum`` of the window's k×k strided slices, one per offset,
-    in the window's row-major order.  It computes what ``nn.MaxPool2d`` computes (the maximum
-    of each window), and its gradient goes to the window's first maximum as the spec's
-    (``nin.reference``) does; MLX differentiates ``nn.MaxPool2d``'s strided-window view
-    through a scatter, 14× PyTorch's time for the max pools' backward of nin_d2l, against
-    the slices' masks (docs/benchmarks.md, "MLX")."""
+    side): the elementwise ``mx.maximum`` of the window's k×k strided slices, one per offset.
+    It computes what ``nn.MaxPool2d`` computes (the maximum of each window), with a cheaper
+    gradient: MLX differentiates ``nn.MaxPool2d``'s strided-window view through a scatter, 14×
+    PyTorch's time for the max pools' backward of nin_d2l, and the slices through masks
+    (docs/benchmarks.md, "MLX").  Where a window's maximum is tied, the gradient goes to its
+    first cell in row-major order, as in ``nin.reference`` and PyTorch (``nn.MaxPool2d``
+    splits it evenly): ``mx.maximum(a, b)`` gives a tie to ``b``, so the slices are taken in
+    reverse order and the first cell's comes last."""
 
     def __init__(self, pool: nin.MaxPool):
         super().__init__()
@@ -118,7 +120,7 @@ class MaxPool(nn.Module):
         k, s = self.pool.kernel, self.pool.stride
         out = [(n - kk) // ss + 1 for n, kk, ss in zip(x.shape[1:-1], k, s, strict=True)]
         y = None
-        for offsets in itertools.product(*(range(kk) for kk in k)):
+        for offsets in reversed(list(itertools.product(*(range(kk) for kk in k)))):
             window = tuple(slice(o, o + ss * (m - 1) + 1, ss) for o, ss, m in zip(offsets, s, out, strict=True))
             piece = x[(slice(None), *window, slice(None))]
             y = piece if y is None else mx.maximum(y, piece)
