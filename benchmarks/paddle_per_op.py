@@ -38,9 +38,7 @@ get_backend("torch")
 
 import paddle  # noqa: E402
 import paddle.nn.functional as PF  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as TF  # noqa: E402
-from per_op import _layers  # noqa: E402  (benchmarks/per_op.py: the same layer list)
+from per_op import _layers, _torch_layer  # noqa: E402  (benchmarks/per_op.py: the same layers, timed alike)
 
 Call = Callable[[], object]
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -58,23 +56,6 @@ def _paddle_layer(layer, shape, batch: int, first: bool) -> Call:
     b = paddle.zeros([layer.out_channels])
     w.stop_gradient = b.stop_gradient = False
     return lambda: PF.relu(PF.conv2d(x, w, b, layer.stride, layer.padding)).sum().backward()
-
-
-def _torch_layer(layer, shape, batch: int, first: bool) -> Call:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, *shape, generator=gen).contiguous(memory_format=torch.channels_last)
-    if isinstance(layer, nin.MaxPool):
-        xg = x.clone().requires_grad_()
-        return lambda: (
-            TF.max_pool2d(xg, layer.kernel, layer.stride, layer.padding, ceil_mode=layer.ceil_mode).sum().backward()
-        )
-    w = (0.01 * torch.randn(layer.out_channels, shape[0], *layer.kernel, generator=gen)).contiguous(
-        memory_format=torch.channels_last
-    )
-    w.requires_grad_()
-    b = torch.zeros(layer.out_channels, requires_grad=True)
-    xg = x.clone().requires_grad_(not first)
-    return lambda: TF.relu(TF.conv2d(xg, w, b, layer.stride, layer.padding)).sum().backward()
 
 
 def _step(backend: str, spec: nin.NiNSpec, x: np.ndarray, y: np.ndarray) -> Call:
@@ -106,7 +87,7 @@ def main() -> int:
         first = i == 0
         cases[name] = {
             "paddle": _paddle_layer(layer, shape, batch, first),
-            "torch": _torch_layer(layer, shape, batch, first),
+            "torch": _torch_layer(layer, shape, batch, first)[1],  # its forward + backward
         }
         if args.onednn:
             cases[name]["paddle onednn"] = cases[name]["paddle"]

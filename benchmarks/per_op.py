@@ -94,11 +94,11 @@ def _torch_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
         xg = x.clone().requires_grad_()
 
         def pool_step():
-            F.max_pool2d(xg, layer.kernel, layer.stride, layer.padding).sum().backward()
+            F.max_pool2d(xg, layer.kernel, layer.stride, layer.padding, ceil_mode=layer.ceil_mode).sum().backward()
 
         def pool_forward():
             with torch.no_grad():
-                F.max_pool2d(x, layer.kernel, layer.stride, layer.padding)
+                F.max_pool2d(x, layer.kernel, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
 
         return pool_forward, pool_step
     w = (0.01 * torch.randn(layer.out_channels, shape[0], *layer.kernel, generator=gen)).contiguous(
