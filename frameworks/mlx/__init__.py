@@ -2,9 +2,11 @@
 functions and ``Trainer`` of the backend contract (``nin.frameworks.CONTRACT``,
 frameworks/README.md).  Imported only when asked for: ``nin.get_backend("mlx")``.
 
-On Linux MLX is its CPU build (``mlx-cpu``): one stream, whose operations run one after another
-on one thread, with the reference (netlib) BLAS it ships for its matrix products; no
-environment variable sizes a thread pool (docs/benchmarks.md, "MLX").
+On Linux MLX is its CPU build (``mlx-cpu``): each stream runs its operations one after another
+on one thread, and no environment variable sizes a thread pool, so the adapter splits a batch
+over one stream per core (``adapter.set_threads``).  Its matrix products go to the reference
+(netlib) BLAS the wheel ships unless the record's ``prepare`` (``nin.blas``) has put an
+optimized CBLAS in front of it (docs/benchmarks.md, "MLX").
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ RECORD = BackendRecord(
     requires=("mlx",),
     extra="mlx",
     export_formats=("mlxfn",),
-    # MLX's CPU backend reads no thread variable: its stream runs on one thread and its BLAS
-    # (the reference netlib build in the mlx-cpu wheel) is single-threaded (measured, see above)
+    # MLX's CPU backend reads no thread variable: each stream runs on one thread, and the BLAS
+    # (the wheel's reference one, or nin.blas's, its threads set to 1) runs on the caller's thread
     thread_env=(),
     parts={"distributed": Needs()},
     lacks={
