@@ -7,7 +7,10 @@ NHWC, the batch split over the adapter's streams, ``mx.compile``-d, evaluated) a
 it (channels-last); then each framework's 2048² float32 GEMM (the backends' ``gemm_probe``) and
 the whole ``Trainer.step`` of both.  Interleaved: each round times every operation in both
 frameworks once; the table gives medians over rounds and each operation's GFLOP/s (a
-convolution's forward is 2·MACs, its forward + backward 3× that).
+convolution's forward is 2·MACs, its forward + backward 3× that).  Then what is not one layer:
+the loss with its gradient, the SGD update of every parameter (both frameworks), and MLX's
+whole-model forward + backward without the update (the step's ``value_and_grads``), so that
+the step splits into the layers, what joins them, and the update.
 
     .venv-current/bin/python benchmarks/mlx_per_op.py [--model nin_d2l] [--batch-size 32] [--rounds 3]
 
@@ -23,7 +26,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from per_op import _layers, _torch_layer
+from per_op import _layers, _torch_layer, _torch_rest
 
 import nin
 from nin.conformance import sample_batch
@@ -71,6 +74,53 @@ def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
     return (lambda: mx.eval(fwd(w, b, x))), (lambda: mx.eval(grad(w, b, x)))
 
 
+def _mlx_rest(spec: nin.NiNSpec, batch: int, x: np.ndarray, y: np.ndarray) -> dict[str, Call]:
+    """The parts of MLX's step that are not one layer: the loss with its gradient, the whole
+    model's forward + backward over the streams (the adapter's ``value_and_grads``, compiled as
+    the step compiles it) without the update, and the SGD update of every parameter."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+    from mlx.utils import tree_map
+
+    from nin.frameworks.mlx.adapter import native_input, native_labels, value_and_grads
+
+    backend = get_backend("mlx")
+    model = backend.build(spec)
+    xm, labels = native_input(model, x), native_labels(model, y, batch)
+    weight, scale = mx.ones(batch), mx.array(1 / batch)
+    logits = mx.random.normal((batch, spec.num_classes))
+    loss = mx.compile(mx.grad(lambda z: nn.losses.cross_entropy(z, labels, reduction="mean")))
+    state = [model.state, mx.random.state]
+
+    def forward_backward(x: mx.array):
+        model.train()
+        loss, _, grads = value_and_grads(model, x, labels, weight, scale)
+        model.eval()
+        return loss, grads
+
+    forward_backward = mx.compile(forward_backward, inputs=state, outputs=state)
+    other = backend.build(spec)  # the update changes its weights, not the model above
+    recipe = Recipe()
+    sgd = optim.SGD(learning_rate=0.01, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    sgd.init(other.trainable_parameters())
+    grads = tree_map(mx.ones_like, other.trainable_parameters())
+    mx.eval(grads)
+    update = mx.compile(
+        lambda: sgd.update(other, grads), inputs=[other.state, sgd.state], outputs=[other.state, sgd.state]
+    )
+
+    def run_update():
+        update()
+        mx.eval(other.state, sgd.state)
+
+    return {
+        "loss and its gradient": lambda: mx.eval(loss(logits)),
+        "model forward+backward, no update": lambda: mx.eval(forward_backward(xm)),
+        "update (SGD, every parameter)": run_update,
+    }
+
+
 def _time(call: Call, repeats: int) -> float:
     call()  # warm-up: compiles
     times = []
@@ -87,7 +137,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    # the backend first: its record's prepare chooses MLX's BLAS (frameworks/mlx/blas.py) before MLX loads
+    # the backend first: its record's prepare chooses MLX's BLAS (nin.blas) before MLX loads
     print(get_backend("mlx").framework_version(), "|", get_backend("torch").framework_version(), flush=True)
     spec, batch = nin.get_spec(args.model), args.batch_size
     ops: dict[str, dict[str, Call]] = {}
@@ -103,6 +153,12 @@ def main() -> None:
     ops["GEMM 2048²"] = {fw: get_backend(fw).gemm_probe(a, b) for fw in ("mlx", "torch")}
     flops["GEMM 2048²"] = 2 * 2048**3
     x, y = sample_batch(spec, batch), np.arange(batch) % spec.num_classes
+    rest, torch_rest = _mlx_rest(spec, batch, x, y), _torch_rest(spec, batch, x, y)
+    for part, call in rest.items():
+        ops[part] = {"mlx": call}
+        flops[part] = 6 * nin.mac_count(spec) * batch if part.startswith("model") else 0
+    ops["loss and its gradient"]["torch"] = torch_rest["loss"]
+    ops["update (SGD, every parameter)"]["torch"] = torch_rest["update"]
     trainers = {fw: get_trainer(fw, spec, Recipe(dropout=False)) for fw in ("mlx", "torch")}
     ops["Trainer.step"] = {fw: (lambda t=t: t.step(x, y, 0.01)) for fw, t in trainers.items()}
     flops["Trainer.step"] = 6 * nin.mac_count(spec) * batch
@@ -118,10 +174,14 @@ def main() -> None:
         rows.append(
             [op]
             + [
-                f"{1e3 * med[fw]:.1f} ({flops[op] / med[fw] / 1e9:.1f})" if flops[op] else f"{1e3 * med[fw]:.1f}"
+                "-"
+                if fw not in med
+                else f"{1e3 * med[fw]:.1f} ({flops[op] / med[fw] / 1e9:.1f})"
+                if flops[op]
+                else f"{1e3 * med[fw]:.1f}"
                 for fw in ("mlx", "torch")
             ]
-            + [f"{med['mlx'] / med['torch']:.1f}×"]
+            + [f"{med['mlx'] / med['torch']:.1f}×" if "torch" in med else "-"]
         )
     print(markdown_table(["operation", "mlx ms (GFLOP/s)", "torch ms (GFLOP/s)", "mlx / torch"], rows))
 
