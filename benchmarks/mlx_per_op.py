@@ -93,10 +93,8 @@ def _mlx_rest(spec: nin.NiNSpec, batch: int, x: np.ndarray, y: np.ndarray) -> di
     loss = mx.compile(mx.grad(lambda z: nn.losses.cross_entropy(z, labels, reduction="mean")))
     state = [model.state, mx.random.state]
 
-    def forward_backward(x: mx.array):
-        model.train()
+    def forward_backward(x: mx.array):  # in evaluation mode: no dropout, as the timed steps (Recipe(dropout=False))
         loss, _, grads = value_and_grads(model, x, labels, weight, scale)
-        model.eval()
         return loss, grads
 
     forward_backward = mx.compile(forward_backward, inputs=state, outputs=state)
