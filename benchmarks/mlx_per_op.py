@@ -14,7 +14,7 @@ the step splits into the layers, what joins them, and the update.
 
     .venv-current/bin/python benchmarks/mlx_per_op.py [--model nin_d2l] [--batch-size 32] [--rounds 3]
 
-MLX multiplies with the BLAS its backend chooses (``NIN_MLX_BLAS``, frameworks/mlx/blas.py); the
+MLX multiplies with the BLAS its backend chooses (``NIN_MLX_BLAS``, ``nin.blas``); the
 first line printed names it.
 """
 
@@ -41,19 +41,11 @@ def _mlx_layer(layer, shape, batch: int, first: bool) -> tuple[Call, Call]:
     import mlx.core as mx
     import mlx.nn as nn
 
-    from nin.frameworks.mlx.adapter import shards
+    from nin.frameworks.mlx.adapter import on_streams
     from nin.frameworks.mlx.model import MaxPool, convolve
 
     def over_streams(f: Callable) -> Callable:  # as the model runs: each piece of the batch on its stream
-        def run(*args: mx.array) -> mx.array:
-            *rest, x = args
-            pieces = []
-            for stream, rows in shards(x.shape[0]):
-                with mx.stream(stream):
-                    pieces.append(f(*rest, x[rows]))
-            return mx.concatenate(pieces)
-
-        return run
+        return lambda *args: on_streams(lambda x: f(*args[:-1], x), args[-1])
 
     x = mx.array(np.random.default_rng(0).standard_normal((batch, *shape[1:], shape[0]), dtype=np.float32))
     if isinstance(layer, nin.MaxPool):

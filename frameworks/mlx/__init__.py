@@ -30,7 +30,7 @@ RECORD = BackendRecord(
         "onnx_export": "MLX has no ONNX exporter of its own; write the graph with nin.onnx (nin export MODEL --format onnx)",
     },
     order=60,
-    # an optimized CBLAS in front of the reference one MLX's Linux build ships (blas.py)
+    # an optimized CBLAS in front of the reference one MLX's Linux build ships (nin.blas)
     prepare=blas.load,
 )
 

@@ -181,13 +181,19 @@ def shards(n: int) -> list[tuple[mx.Stream, slice]]:
     ]
 
 
-def logits(model: NiN, x: mx.array) -> mx.array:
-    """``model(x)``, each piece of the batch on its own stream (``shards``), in the model's mode."""
+def on_streams(f: Callable[[mx.array], mx.array], x: mx.array) -> mx.array:
+    """``f(x)`` for a function of the batch row by row, each piece of the batch on its own
+    stream (``shards``), the pieces' results concatenated."""
     pieces = []
     for stream, rows in shards(x.shape[0]):
         with mx.stream(stream):
-            pieces.append(model(x[rows]))
+            pieces.append(f(x[rows]))
     return mx.concatenate(pieces)
+
+
+def logits(model: NiN, x: mx.array) -> mx.array:
+    """``model(x)``, each piece of the batch on its own stream (``on_streams``), in the model's mode."""
+    return on_streams(model, x)
 
 
 def weighted_loss(logits: mx.array, labels: mx.array, weight: mx.array, scale: mx.array) -> mx.array:

@@ -69,27 +69,19 @@ def conv(layer: nn.Conv2d | nn.Conv3d, x: mx.array) -> mx.array:
 
 
 def convolve(
-    x: mx.array, w: mx.array, b: mx.array | None, stride: int | tuple[int, ...], padding: int | tuple[int, ...]
+    x: mx.array, w: mx.array, b: mx.array | None, stride: tuple[int, ...], padding: tuple[int, ...]
 ) -> mx.array:
     """The convolution of ``nn.Conv2d`` (``3d``) with kernel ``w`` (out, *kernel, in) and bias
     ``b``; a 1×1 (1×1×1), stride-1, unpadded one — the paper's "cccp" layer, a small MLP over
     each pixel's channels — as the one matrix product it is, ``x @ Wᵀ + b`` over the channel
     axis (as ``nn.Linear`` computes), since MLX's CPU convolution copies its input into patches
     first also for 1×1 kernels (docs/benchmarks.md, "MLX")."""
-    if all(k == 1 for k in w.shape[1:-1]) and _all_ones(stride) and not any(_tuple(padding)):
+    if all(k == 1 for k in (*w.shape[1:-1], *stride)) and not any(padding):
         rows = x.reshape(-1, x.shape[-1])  # all pixels as the rows of one product, not a batch of small ones
         y = (rows @ w.reshape(w.shape[0], w.shape[-1]).T).reshape(*x.shape[:-1], w.shape[0])
     else:
         y = (mx.conv2d if w.ndim == 4 else mx.conv3d)(x, w, stride=stride, padding=padding)
     return y if b is None else y + b
-
-
-def _tuple(v: int | tuple[int, ...]) -> tuple[int, ...]:
-    return v if isinstance(v, tuple) else (v,)
-
-
-def _all_ones(v: int | tuple[int, ...]) -> bool:
-    return all(i == 1 for i in _tuple(v))
 
 
 def nin_block(in_channels: int, block_spec: nin.NiNBlock) -> MlpConv:
